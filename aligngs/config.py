@@ -1,0 +1,197 @@
+"""Typed configs with the AlignGS reference defaults in one place.
+
+Every number below comes from the reference code as summarised in the method notes
+(docs: ``shared/docs/aligngs-method.md``); the section is named next to each group.
+Configs round-trip through plain dicts (``to_dict`` / ``from_dict``) for JSON files, the CLI and the wire.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class DataConfig:
+    """Input handling."""
+
+    resolution: int | None = None  # longest side in px after scaling (None = native)
+    test_every: int = 8  # every k-th frame is a test view (0 = no test views)
+    test_names: list[str] | None = None  # explicit test split (overrides test_every)
+    max_train_views: int | None = None  # sparse-view subsampling (evenly spaced)
+    size_mismatch: str = "resize"  # "resize" (with a warning) or "error" for images of differing sizes
+    poses: str = "auto"  # auto | known | sfm | vggt  (auto: known if the input has poses, else the fallback chain)
+
+
+@dataclass
+class LRConfig:
+    """Section 5: per-group learning rates (Adam eps 1e-15)."""
+
+    means: float = 1.6e-4  # x scene extent
+    means_final: float = 1.6e-6  # x scene extent
+    means_decay_steps: int = 30_000
+    sh0: float = 2.5e-3
+    shN: float = 2.5e-3 / 20
+    opacities: float = 0.05
+    scales: float = 5e-3
+    quats: float = 1e-3
+    semantics: float = 1e-3
+    eps: float = 1e-15
+
+
+@dataclass
+class DensifyConfig:
+    """Section 5: gsplat DefaultStrategy knobs (reference values)."""
+
+    enabled: bool = True
+    refine_start_iter: int = 500
+    refine_stop_iter: int = 15_000
+    refine_every: int = 100
+    grow_grad2d: float = 2e-4
+    prune_opa: float = 0.005
+    reset_every: int = 3000
+    prune_too_big_screen_px: float = 20.0  # after the first opacity reset (refine_scale2d_stop_iter)
+    max_gaussians: int | None = None  # safety cap for CPU runs (None = unbounded)
+
+
+@dataclass
+class LossConfig:
+    """Sections 2-4: loss weights and when each term switches on. A weight of 0 turns a term off."""
+
+    ssim_lambda: float = 0.2  # (1 - l) L1 + l (1 - SSIM)
+    semantic_kl: float = 1.0
+    semantic_ce: float = 0.1
+    semantic_kl_norm: str = "per_pixel"  # per_pixel (ours) | reference (sum / 150, i.e. kl_div batchmean on [150,H,W])
+    depth_pearson: float = 0.5
+    depth_from_iter: int = 1500
+    edge_dilation: int = 0  # semantic edge mask dilation radius in px (0 = reference)
+    normal_consistency: float = 0.05
+    normal_semantic_boundary: float = 0.01
+    normal_from_iter: int = 1500
+    boundary_sharpness: float = 100.0
+    min_scale: float = 100.0  # PGSR flattening term, from iteration 1
+
+
+@dataclass
+class SemanticConfig:
+    """Section 2: the per-Gaussian semantic vector."""
+
+    enabled: bool = True
+    num_classes: int = 150
+    compact_dim: int | None = None  # None = faithful 150-d; e.g. 16 = rendered channels + 1x1 linear decoder
+    teacher: str = "provided"  # provided | eomt | mask2former | gt
+    teacher_model: str | None = None  # HF id or local folder (None = the teacher's default checkpoint)
+    depth_teacher: str = "sensor"  # sensor | dpt | depth_anything | none
+    depth_model: str | None = None
+
+
+@dataclass
+class TrainConfig:
+    """Section 5: the schedule."""
+
+    iterations: int = 7000
+    seed: int = 22
+    sh_degree: int = 3
+    sh_degree_interval: int = 1000
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    init_opacity: float = 0.1
+    max_init_points: int = 100_000
+    device: str = "auto"  # auto | cpu | cuda
+    checkpoint_every: int = 0  # 0 = only at the end
+    lr: LRConfig = field(default_factory=LRConfig)
+    densify: DensifyConfig = field(default_factory=DensifyConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    semantics: SemanticConfig = field(default_factory=SemanticConfig)
+
+
+@dataclass
+class MeshConfig:
+    """Section 6: TSDF fusion of rendered depth. None = derived from the scene extent."""
+
+    enabled: bool = True
+    voxel_size: float | None = None  # default: extent / 256
+    sdf_trunc: float | None = None  # default: 4 x voxel
+    depth_trunc: float | None = None  # default: 2 x extent
+    weight_threshold: float = 1.0  # sparse views: 1, not open3d's 3 (platform facts)
+    largest_component: bool = True
+    min_instance_points: int = 50
+
+
+@dataclass
+class PipelineConfig:
+    mode: str = "aligngs"  # aligngs | 3dgs
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
+        return _from_dict(cls, d, "config")
+
+
+def _from_dict(cls, d: dict[str, Any], where: str):
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected an object, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in d.items():
+        if key not in fields:
+            raise ValueError(f"{where}: unknown field {key!r} (known: {', '.join(sorted(fields))})")
+        f = fields[key]
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = _from_dict(type(default), value, f"{where}.{key}")
+        else:
+            kwargs[key] = _coerce(value, default, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(value, default, where: str):
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{where}: expected a string, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (list, tuple)) or len(value) != len(default):
+            raise ValueError(f"{where}: expected a list of {len(default)} values, got {value!r}")
+        return tuple(float(v) for v in value)
+    return value
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Fast: CPU-friendly preview; Balanced: a few thousand steps; Paper: the reference schedule.
+    "fast": {"data": {"resolution": 160}, "train": {"iterations": 600, "sh_degree": 1, "densify": {"refine_start_iter": 200, "max_gaussians": 60_000}}},
+    "balanced": {"data": {"resolution": 320}, "train": {"iterations": 3000}},
+    "paper": {},
+}
+
+
+def preset(name: str, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """A preset merged with overrides (nested dicts merge key by key)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
+    return PipelineConfig.from_dict(deep_merge(PRESETS[name], overrides or {}))
+
+
+def deep_merge(a: dict, b: dict) -> dict:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
