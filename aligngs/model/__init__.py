@@ -1,0 +1,1 @@
+"""Gaussian scene model and its initialisation."""

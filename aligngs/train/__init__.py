@@ -1,0 +1,1 @@
+"""Training: the loop, densification strategy and AlignGS loss terms."""

@@ -1,0 +1,303 @@
+"""The optimisation loop: reference schedule, pluggable loss terms, densification strategy, progress, cancel, resume.
+
+One iteration (AlignGS reference, §5 of the method notes):
+  pick one random training view -> render RGB + expected depth (+ camera-space normals when a normal term is
+  active) -> photometric loss (1-0.2) L1 + 0.2 (1-SSIM) -> + every active ``LossTerm`` -> backward ->
+  strategy (densify/prune/reset) -> Adam step -> position-LR decay.
+
+Loss terms are objects with ``name``, ``needs`` (subset of {"normals", "semantics"}), ``active(step)`` and
+``__call__(ctx) -> weighted scalar``; AlignGS's terms live in ``aligngs.train.terms``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import TrainConfig
+from ..data.types import Camera, Frame
+from ..metrics.image import ssim
+from ..model.gaussians import GaussianModel
+from ..progress import CancelFn, Progress, ProgressFn, check_cancel
+from ..render import rasterization
+from .strategy import ReferenceStrategy
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+@dataclass
+class ViewTensors:
+    """A camera as the tensors the rasterizer takes."""
+
+    viewmat: torch.Tensor  # [1,4,4]
+    K: torch.Tensor  # [1,3,3]
+    width: int
+    height: int
+    center: torch.Tensor  # [3]
+
+    @classmethod
+    def of(cls, cam: Camera, device) -> "ViewTensors":
+        return cls(
+            torch.from_numpy(cam.w2c).float()[None].to(device),
+            torch.from_numpy(cam.K).float()[None].to(device),
+            cam.width,
+            cam.height,
+            torch.from_numpy(cam.center).float().to(device),
+        )
+
+
+def sh_colors(sh: torch.Tensor, means: torch.Tensor, center: torch.Tensor, degree: int) -> torch.Tensor:
+    """View-dependent RGB from SH exactly as gsplat does it (+0.5, clamp at 0). [N,K,3] -> [N,3]."""
+    dirs = means - center[None]
+    if sh.is_cuda:
+        from gsplat import spherical_harmonics
+    else:
+        from gsplat.cuda._torch_impl import _spherical_harmonics as spherical_harmonics
+    return torch.clamp_min(spherical_harmonics(degree, dirs, sh) + 0.5, 0.0)
+
+
+def render(
+    model: GaussianModel,
+    view: ViewTensors,
+    sh_degree: int,
+    background: torch.Tensor,
+    *,
+    extra_features: torch.Tensor | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Render RGB + expected depth (+ extra per-Gaussian feature channels blended in the same pass).
+
+    Returns ({"rgb": [H,W,3], "depth": [H,W], "alpha": [H,W], "extra": [H,W,E] or absent}, meta).
+    """
+    a = model.activated()
+    if extra_features is None:
+        colors, deg, bg = a["sh"], sh_degree, background[None]
+    else:
+        rgb = sh_colors(a["sh"], a["means"], view.center, sh_degree)
+        colors = torch.cat([rgb, extra_features], dim=-1)
+        deg = None
+        bg = torch.cat([background, background.new_zeros(extra_features.shape[-1])])[None]
+    out, alpha, meta = rasterization(
+        a["means"], a["quats"], a["scales"], a["opacities"], colors, view.viewmat, view.K, view.width, view.height,
+        sh_degree=deg, backgrounds=bg, render_mode="RGB+ED",
+    )
+    out = out[0]
+    res = {"rgb": out[..., :3], "depth": out[..., -1], "alpha": alpha[0, ..., 0]}
+    if extra_features is not None:
+        res["extra"] = out[..., 3:-1]
+    return res, meta
+
+
+def render_semantics(model: GaussianModel, view: ViewTensors) -> torch.Tensor:
+    """The semantic pass: plain alpha blending of the per-Gaussian vectors with DETACHED geometry. -> [S,H,W]."""
+    a = model.activated()
+    out, _, _ = rasterization(
+        a["means"].detach(), a["quats"].detach(), a["scales"].detach(), a["opacities"].detach(),
+        model.params["semantics"], view.viewmat, view.K, view.width, view.height, render_mode="RGB",
+    )
+    return out[0].permute(2, 0, 1)
+
+
+@dataclass
+class StepContext:
+    """What a loss term may look at in one iteration."""
+
+    step: int
+    frame: Frame
+    view: ViewTensors
+    model: GaussianModel
+    gt: torch.Tensor  # [H,W,3]
+    render: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    priors: Any = None  # per-view priors object (teacher scores, labels, depth prior) or None
+    cache: dict[str, Any] = field(default_factory=dict)  # terms share derived tensors here (e.g. semantics)
+
+
+class LossTerm(Protocol):
+    name: str
+    needs: frozenset[str]
+
+    def active(self, step: int) -> bool: ...
+
+    def __call__(self, ctx: StepContext) -> torch.Tensor: ...
+
+
+class NormalFeatureSource(Protocol):
+    """Supplies per-Gaussian camera-space normals for a view (the "normals" need)."""
+
+    def __call__(self, model: GaussianModel, view: ViewTensors) -> torch.Tensor: ...
+
+
+def photometric_loss(pred: torch.Tensor, gt: torch.Tensor, ssim_lambda: float) -> torch.Tensor:
+    l1 = (pred - gt).abs().mean()
+    if ssim_lambda <= 0:
+        return l1
+    s = ssim(pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None])
+    return (1.0 - ssim_lambda) * l1 + ssim_lambda * (1.0 - s)
+
+
+def position_lr(step: int, cfg: TrainConfig, extent: float) -> float:
+    t = min(max(step / max(cfg.lr.means_decay_steps, 1), 0.0), 1.0)
+    lr0, lr1 = cfg.lr.means * extent, cfg.lr.means_final * extent
+    return math.exp(math.log(lr0) * (1 - t) + math.log(lr1) * t)
+
+
+class Trainer:
+    """Owns the optimisers and the strategy for one GaussianModel and runs the schedule."""
+
+    def __init__(
+        self,
+        model: GaussianModel,
+        frames: Sequence[Frame],
+        cfg: TrainConfig,
+        *,
+        extent: float,
+        priors: Sequence[Any] | None = None,
+        terms: Sequence[LossTerm] = (),
+        normal_source: NormalFeatureSource | None = None,
+        extra_modules: Sequence[torch.nn.Module] = (),
+        progress: ProgressFn | None = None,
+        should_cancel: CancelFn | None = None,
+        progress_every_s: float = 0.5,
+    ):
+        if not frames:
+            raise ValueError("no training frames")
+        for f in frames:
+            if f.camera is None or f.image is None:
+                raise ValueError(f"training frame {f.name!r} has no camera or no image")
+        self.model, self.cfg, self.extent = model, cfg, float(extent)
+        self.device = model.device
+        self.frames = list(frames)
+        self.priors = list(priors) if priors is not None else [None] * len(self.frames)
+        self.terms = list(terms)
+        self.normal_source = normal_source
+        self.progress, self.should_cancel = progress, should_cancel
+        self.progress_every_s = progress_every_s
+        self.views = [ViewTensors.of(f.camera, self.device) for f in self.frames]
+        self.images = [torch.from_numpy(np.ascontiguousarray(f.image)).float().to(self.device) for f in self.frames]
+        self.background = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
+        self.strategy = ReferenceStrategy.from_config(cfg.densify)
+        self.strategy_state = self.strategy.initialize_state(scene_scale=self.extent)
+        self.optimizers = self._make_optimizers()
+        self.extra_modules = list(extra_modules)
+        self.extra_optimizer = (
+            torch.optim.Adam([p for m in self.extra_modules for p in m.parameters()], lr=cfg.lr.semantics, eps=cfg.lr.eps)
+            if self.extra_modules else None
+        )
+        self.step = 0
+        self.rng = np.random.default_rng(cfg.seed)
+        self.history: list[dict[str, float]] = []
+
+    def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        lr = self.cfg.lr
+        lrs = {
+            "means": lr.means * self.extent, "scales": lr.scales, "quats": lr.quats, "opacities": lr.opacities,
+            "sh0": lr.sh0, "shN": lr.shN, "semantics": lr.semantics,
+        }
+        return {
+            k: torch.optim.Adam([{"params": p, "lr": lrs[k], "name": k}], eps=lr.eps)
+            for k, p in self.model.params.items()
+        }
+
+    def sh_degree_at(self, step: int) -> int:
+        return min(step // max(self.cfg.sh_degree_interval, 1), self.model.sh_degree)
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.cfg
+        step = self.step
+        i = int(self.rng.integers(len(self.frames)))
+        view, gt = self.views[i], self.images[i]
+        active = [t for t in self.terms if t.active(step)]
+        needs = frozenset().union(*(t.needs for t in active)) if active else frozenset()
+        normals = self.normal_source(self.model, view) if ("normals" in needs and self.normal_source) else None
+        out, meta = render(self.model, view, self.sh_degree_at(step), self.background, extra_features=normals)
+        if normals is not None:
+            out["normals"] = out.pop("extra")
+        self.strategy.step_pre_backward(self.model.params, self.optimizers, self.strategy_state, step, meta)
+        ctx = StepContext(step, self.frames[i], view, self.model, gt, out, meta, self.priors[i])
+        loss = photometric_loss(out["rgb"], gt, cfg.loss.ssim_lambda)
+        losses = {"photo": float(loss.detach())}
+        for t in active:
+            v = t(ctx)
+            losses[t.name] = float(v.detach())
+            loss = loss + v
+        losses["total"] = float(loss.detach())
+        if not math.isfinite(losses["total"]):
+            raise FloatingPointError(f"loss became non-finite at iteration {step}: {losses}")
+        loss.backward()
+        self.strategy.step_post_backward(self.model.params, self.optimizers, self.strategy_state, step, meta, packed=False)
+        for opt in self.optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        if self.extra_optimizer is not None:
+            self.extra_optimizer.step()
+            self.extra_optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+        for g in self.optimizers["means"].param_groups:
+            g["lr"] = position_lr(self.step, cfg, self.extent)
+        return losses
+
+    def train(self, iterations: int | None = None, *, checkpoint_path: Path | None = None) -> list[dict[str, float]]:
+        total = self.cfg.iterations if iterations is None else iterations
+        t0, last_report = time.perf_counter(), 0.0
+        start = self.step
+        while self.step < total:
+            check_cancel(self.should_cancel)
+            losses = self.train_step()
+            self.history.append(losses)
+            now = time.perf_counter()
+            if self.progress and (now - last_report >= self.progress_every_s or self.step == total):
+                last_report = now
+                done = self.step - start
+                eta = (now - t0) / max(done, 1) * (total - self.step)
+                self.progress(Progress("train", self.step / total, f"iteration {self.step}/{total}", self.step, total,
+                                       losses, self.model.n, eta))
+            if checkpoint_path and self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
+                self.save_checkpoint(checkpoint_path)
+        if checkpoint_path:
+            self.save_checkpoint(checkpoint_path)
+        return self.history
+
+    # --- checkpoints (tensors + plain numbers; loaded with weights_only=True) -----------------------
+    def save_checkpoint(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "strategy": {k: v for k, v in self.strategy_state.items() if isinstance(v, (torch.Tensor, float, int))},
+            "extra": [m.state_dict() for m in self.extra_modules],
+            "rng": self.rng.bit_generator.state["state"],
+        }
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+
+    def load_checkpoint(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=True)
+        model = GaussianModel.from_state_dict(state["model"], device=self.device)
+        self.model.params = model.params
+        self.model.sh_degree = model.sh_degree
+        self.optimizers = self._make_optimizers()
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        self.strategy_state.update(state["strategy"])
+        for m, sd in zip(self.extra_modules, state["extra"]):
+            m.load_state_dict(sd)
+        self.rng.bit_generator.state = {**self.rng.bit_generator.state, "state": state["rng"]}
+        self.step = int(state["step"])
