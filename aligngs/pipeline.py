@@ -61,7 +61,7 @@ def world_up(scene: Scene) -> np.ndarray:
 
 
 def reconstruct(
-    input_path: str | Path,
+    input_path: "str | Path | Scene",
     out_dir: str | Path,
     config: PipelineConfig | None = None,
     *,
@@ -69,8 +69,14 @@ def reconstruct(
     should_cancel: CancelFn | None = None,
     reference_points: np.ndarray | None = None,
     mesh_threshold: float = 0.05,
+    eval_initial: bool = False,
 ) -> dict:
-    """Run the full pipeline; returns the report (also written to ``out_dir/report.json``)."""
+    """Run the full pipeline; returns the report (also written to ``out_dir/report.json``).
+
+    ``input_path`` is a folder (any format ``load_scene`` detects) or an already loaded ``Scene``.
+    ``reference_points`` (a dense sample of a reference surface) adds mesh accuracy/completion/F-score at
+    ``mesh_threshold``; ``eval_initial`` scores the untrained (iteration-0) model on the test views too.
+    """
     from .data.split import split_frames
     from .export.report import write_json_atomic
     from .mesh.tsdf import scene_extent
@@ -88,7 +94,7 @@ def reconstruct(
     semantic = cfg.mode == "aligngs" and cfg.train.semantics.enabled
 
     with timer.stage("load", f"loading {input_path}"):
-        scene = load_input(Path(input_path), cfg)
+        scene = input_path if isinstance(input_path, Scene) else load_input(Path(input_path), cfg)
         train, test = split_frames(scene, cfg.data)
         cams = [f.camera for f in scene.frames]
         extent = scene_extent(cams, scene.points)
@@ -113,6 +119,10 @@ def reconstruct(
         model = GaussianModel.from_points(pts, cols, sh_degree=cfg.train.sh_degree, init_opacity=cfg.train.init_opacity,
                                           semantic_dim=sem_dim, device=device)
 
+    from .extract import evaluate_views, extract_outputs
+
+    initial_metrics = evaluate_views(model, test, cfg, decoder=decoder) if (eval_initial and test) else None
+
     terms, normal_source = [], None
     if cfg.mode == "aligngs":
         from .train.terms import aligngs_terms, gaussian_camera_normals
@@ -131,8 +141,6 @@ def reconstruct(
                           should_cancel=should_cancel)
         trainer.train(checkpoint_path=out / "checkpoint.pt")
 
-    from .extract import evaluate_views, extract_outputs
-
     with timer.stage("mesh", "TSDF fusion of rendered depth"):
         outputs = extract_outputs(model, train, cfg, extent, decoder=decoder, device=device, should_cancel=should_cancel)
 
@@ -142,6 +150,8 @@ def reconstruct(
         files = write_all(out, scene, model, outputs, cfg, up=world_up(scene))
 
     metrics = evaluate_views(model, test, cfg, decoder=decoder)
+    if initial_metrics is not None:
+        metrics["psnr_initial"] = initial_metrics["psnr"]
     if reference_points is not None and outputs.mesh is not None:
         from .metrics.mesh import mesh_metrics, sample_mesh
 
@@ -149,7 +159,7 @@ def reconstruct(
         metrics["mesh"] = mesh_metrics(pred, reference_points, threshold=mesh_threshold)
 
     report = {
-        "input": str(input_path),
+        "input": str(scene.root if isinstance(input_path, Scene) else input_path),
         "mode": cfg.mode,
         "config": cfg.to_dict(),
         "device": str(device),
