@@ -1,0 +1,174 @@
+"""EWA projection of 3D Gaussians to the image plane (pure torch, differentiable).
+
+Mirrors gsplat 1.5.3's ``fully_fused_projection`` (pinhole camera, unpacked):
+
+* world -> camera with the OpenCV world-to-camera ``viewmats``;
+* 3D covariance ``R(q) diag(s)^2 R(q)^T`` from a (not necessarily normalised) wxyz quaternion;
+* pinhole Jacobian evaluated at the camera-space mean whose x/z and y/z are clamped to
+  1.3x the field of view (gsplat's ``persp_proj``), means2d from the unclamped mean;
+* ``eps2d`` added to the diagonal of the 2D covariance ("classic"); in "antialiased" mode the
+  opacity is additionally multiplied by ``sqrt(det(cov) / det(cov + eps2d I))``;
+* conics = inverse 2D covariance stored as (xx, xy, yy);
+* the opacity-aware radius of gsplat 1.5.3: ``extend = min(3.33, sqrt(2 ln(255 opacity)))`` sigmas,
+  ``radius = ceil(extend * sqrt(cov_ii))`` per axis (int32, [C, N, 2]). A pixel can only receive
+  ``alpha >= 1/255`` inside this box, so culling by it is exact, not an approximation;
+* a Gaussian is invisible (radii = 0) when depth < near_plane or > far_plane, det <= 0, opacity
+  (after compensation) < 1/255, both radii <= radius_clip, or its box misses the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ALPHA_THRESHOLD = 1.0 / 255.0
+
+
+@dataclass
+class Projection:
+    """Per-camera projected Gaussians, all [C, N, ...]."""
+
+    means2d: Tensor  # [C, N, 2] float, differentiable
+    conics: Tensor  # [C, N, 3] float (xx, xy, yy of the inverse 2D covariance), differentiable
+    depths: Tensor  # [C, N] camera-space z, differentiable
+    opacities: Tensor  # [C, N] opacity used for compositing (compensated in antialiased mode)
+    radii: Tensor  # [C, N, 2] int32, 0 where invisible
+    valid: Tensor  # [C, N] bool, radii > 0 on both axes
+
+
+def quat_scale_to_rotscale(quats: Tensor, scales: Tensor) -> Tensor:
+    """``R(q) diag(s)`` as [N, 3, 3] from wxyz quaternions (normalised here) and scales."""
+    q = F.normalize(quats, p=2, dim=-1)
+    w, x, y, z = q.unbind(-1)
+    rot = torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(q.shape[:-1] + (3, 3))
+    return rot * scales[..., None, :]
+
+
+def project_gaussians(
+    means: Tensor,  # [N, 3]
+    quats: Tensor,  # [N, 4]
+    scales: Tensor,  # [N, 3]
+    opacities: Tensor,  # [N]
+    viewmats: Tensor,  # [C, 4, 4]
+    Ks: Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    eps2d: float = 0.3,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    radius_clip: float = 0.0,
+    antialiased: bool = False,
+) -> Projection:
+    rot = viewmats[:, :3, :3]  # [C, 3, 3]
+    trans = viewmats[:, :3, 3]  # [C, 3]
+    means_c = torch.einsum("cij,nj->cni", rot, means) + trans[:, None, :]  # [C, N, 3]
+    x, y, z = means_c.unbind(-1)
+
+    fx = Ks[:, 0, 0, None]
+    fy = Ks[:, 1, 1, None]
+    cx = Ks[:, 0, 2, None]
+    cy = Ks[:, 1, 2, None]
+    tan_fovx = 0.5 * width / fx
+    tan_fovy = 0.5 * height / fy
+    lim_x_pos = (width - cx) / fx + 0.3 * tan_fovx
+    lim_x_neg = cx / fx + 0.3 * tan_fovx
+    lim_y_pos = (height - cy) / fy + 0.3 * tan_fovy
+    lim_y_neg = cy / fy + 0.3 * tan_fovy
+
+    # Gaussians at or behind the camera centre would divide by ~0; they are culled below anyway,
+    # so give them a harmless depth (the mask keeps their gradients at zero).
+    front = z > 0
+    z_safe = torch.where(front, z, torch.ones_like(z))
+    rz = 1.0 / z_safe
+    tx = z_safe * torch.minimum(torch.maximum(x * rz, -lim_x_neg), lim_x_pos)
+    ty = z_safe * torch.minimum(torch.maximum(y * rz, -lim_y_neg), lim_y_pos)
+
+    # J W: the two rows of the projection Jacobian times the camera rotation, [C, N, 3] each.
+    rz2 = rz * rz
+    jw0 = (fx * rz)[..., None] * rot[:, None, 0, :] - (fx * tx * rz2)[..., None] * rot[:, None, 2, :]
+    jw1 = (fy * rz)[..., None] * rot[:, None, 1, :] - (fy * ty * rz2)[..., None] * rot[:, None, 2, :]
+    rs = quat_scale_to_rotscale(quats, scales)  # [N, 3, 3]
+    a0 = torch.einsum("cnj,njk->cnk", jw0, rs)
+    a1 = torch.einsum("cnj,njk->cnk", jw1, rs)
+    cov_xx = (a0 * a0).sum(-1)
+    cov_xy = (a0 * a1).sum(-1)
+    cov_yy = (a1 * a1).sum(-1)
+    det_orig = cov_xx * cov_yy - cov_xy * cov_xy
+    cov_xx = cov_xx + eps2d
+    cov_yy = cov_yy + eps2d
+    det = cov_xx * cov_yy - cov_xy * cov_xy
+    det_safe = torch.where(det > 0, det, torch.ones_like(det))
+    conics = torch.stack([cov_yy / det_safe, -cov_xy / det_safe, cov_xx / det_safe], dim=-1)
+    means2d = torch.stack([fx * x * rz + cx, fy * y * rz + cy], dim=-1)
+
+    opac = opacities[None, :].expand(means_c.shape[0], -1)
+    if antialiased:
+        comp = torch.sqrt(torch.clamp(det_orig / det_safe, min=0.0))
+        opac = opac * comp
+
+    with torch.no_grad():
+        op = opac.detach()
+        extend = torch.sqrt(2.0 * torch.log(torch.clamp(op, min=ALPHA_THRESHOLD) / ALPHA_THRESHOLD))
+        extend = torch.clamp(extend, max=3.33)
+        rx = torch.ceil(extend * torch.sqrt(torch.clamp(cov_xx.detach(), min=0.0)))
+        ry = torch.ceil(extend * torch.sqrt(torch.clamp(cov_yy.detach(), min=0.0)))
+        mx, my = means2d.detach().unbind(-1)
+        zd = z.detach()
+        valid = (
+            (zd >= near_plane)
+            & (zd <= far_plane)
+            & front
+            & (det.detach() > 0)
+            & (op >= ALPHA_THRESHOLD)
+            & ((rx > radius_clip) | (ry > radius_clip))
+            & (mx + rx > 0)
+            & (mx - rx < width)
+            & (my + ry > 0)
+            & (my - ry < height)
+            & torch.isfinite(mx)
+            & torch.isfinite(my)
+        )
+        radii = torch.stack([rx, ry], dim=-1)
+        radii = torch.where(valid[..., None], radii, torch.zeros_like(radii)).to(torch.int32)
+
+    return Projection(
+        means2d=means2d, conics=conics, depths=z, opacities=opac, radii=radii, valid=valid
+    )
+
+
+def sh_colors(
+    sh_degree: int,
+    means: Tensor,  # [N, 3]
+    coeffs: Tensor,  # [N, K, 3] or [C, N, K, 3]
+    viewmats: Tensor,  # [C, 4, 4]
+) -> Tensor:
+    """Evaluate SH colours per camera like gsplat: view direction from the camera centre,
+    ``clamp_min(sh + 0.5, 0)``. Returns [C, N, 3]."""
+    from gsplat.cuda._torch_impl import _spherical_harmonics
+
+    C = viewmats.shape[0]
+    campos = torch.inverse(viewmats)[:, :3, 3]  # [C, 3]
+    dirs = means[None, :, :] - campos[:, None, :]  # [C, N, 3]
+    if coeffs.dim() == 3:
+        coeffs = coeffs[None].expand(C, -1, -1, -1)
+    n_bases = (sh_degree + 1) ** 2
+    rgb = _spherical_harmonics(sh_degree, dirs, coeffs[..., :n_bases, :])
+    return torch.clamp_min(rgb + 0.5, 0.0)
+
+
+__all__ = [
+    "ALPHA_THRESHOLD",
+    "Projection",
+    "project_gaussians",
+    "quat_scale_to_rotscale",
+    "sh_colors",
+]

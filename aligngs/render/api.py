@@ -1,0 +1,244 @@
+"""``rasterization``: gsplat 1.5.3's entry point, on CUDA (gsplat itself) and on CPU (ours)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ._composite import composite, flush_denormal, pair_coefficients, pixel_basis
+from ._projection import project_gaussians, sh_colors
+from ._tiles import gsplat_isect_meta, plan_tiles
+
+RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
+CPU_TILE_SIZE = 8
+# Work-array budget of one chunk of tiles, in float32 elements of [tiles, pixels + channels,
+# Gaussians]; sized so that a chunk's handful of temporaries stays in a 2 MiB L2 cache.
+CPU_CHUNK_ELEMS = 1 << 16
+
+
+def rasterization(
+    means: Tensor,  # [N, 3]
+    quats: Tensor,  # [N, 4]
+    scales: Tensor,  # [N, 3]
+    opacities: Tensor,  # [N]
+    colors: Tensor,  # [(C,) N, D] or [(C,) N, K, 3]
+    viewmats: Tensor,  # [C, 4, 4]
+    Ks: Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    radius_clip: float = 0.0,
+    eps2d: float = 0.3,
+    sh_degree: Optional[int] = None,
+    packed: bool = False,
+    tile_size: Optional[int] = None,
+    backgrounds: Optional[Tensor] = None,
+    render_mode: str = "RGB",
+    sparse_grad: bool = False,
+    absgrad: bool = False,
+    rasterize_mode: str = "classic",
+    channel_chunk: int = 32,
+    **gsplat_kwargs: Any,
+) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
+    """Rasterize 3D Gaussians into C images; same arguments, outputs and ``meta`` as
+    ``gsplat.rasterization`` (gsplat 1.5.3).
+
+    CUDA tensors are passed straight to ``gsplat.rasterization`` (``tile_size`` defaults to 16
+    there, ``packed`` to False here). CPU tensors go through a pure-torch tile rasterizer with the
+    same math (EWA projection with gsplat's clamped Jacobian, ``eps2d`` blur, opacity-aware
+    3.33-sigma box, depth-sorted front-to-back compositing with ``alpha = min(0.999, o e^-s)``,
+    ``alpha < 1/255`` skipped, termination at transmittance 1e-4, SH like gsplat), differentiable
+    w.r.t. means, quats, scales, opacities, colors and backgrounds.
+
+    CPU path limits: no batch dimensions, pinhole cameras only, ``packed=False``,
+    ``absgrad=False``; ``tile_size`` defaults to 8 and ``channel_chunk`` is ignored (the channels
+    are composited together, chunked over tiles instead).
+
+    Args:
+        means: Gaussian centres [N, 3].
+        quats: wxyz rotations [N, 4], normalised internally.
+        scales: per-axis scales (not log) [N, 3].
+        opacities: opacities in [0, 1] [N].
+        colors: features [N, D] / [C, N, D], or SH coefficients [N, K, 3] / [C, N, K, 3] when
+            ``sh_degree`` is set (``(sh_degree + 1)^2 <= K``).
+        viewmats: world-to-camera (OpenCV) [C, 4, 4].
+        Ks: pinhole intrinsics [C, 3, 3].
+        width, height: image size in pixels.
+        backgrounds: [C, D] colour behind the Gaussians (depth channels get 0).
+        render_mode: "RGB", "D" (accumulated depth), "ED" (expected depth = D / alpha), "RGB+D",
+            "RGB+ED" (depth appended as the last channel).
+
+    Returns:
+        renders [C, H, W, X] (X = D, 1 or D + 1 by render_mode), alphas [C, H, W, 1], meta dict
+        with "radii" (int32 [C, N, 2]), "means2d" ([C, N, 2], its ``.grad`` is what
+        ``gsplat.strategy.DefaultStrategy`` reads), "depths", "conics", "opacities",
+        "gaussian_ids" (None), "width", "height", "n_cameras", tile data, ...
+    """
+    if means.is_cuda:
+        import gsplat
+
+        return gsplat.rasterization(
+            means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+            near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, eps2d=eps2d,
+            sh_degree=sh_degree, packed=packed, tile_size=16 if tile_size is None else tile_size,
+            backgrounds=backgrounds, render_mode=render_mode, sparse_grad=sparse_grad,
+            absgrad=absgrad, rasterize_mode=rasterize_mode, channel_chunk=channel_chunk,
+            **gsplat_kwargs,
+        )
+    return _rasterization_cpu(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+        near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip, eps2d=eps2d,
+        sh_degree=sh_degree, packed=packed,
+        tile_size=CPU_TILE_SIZE if tile_size is None else tile_size, backgrounds=backgrounds,
+        render_mode=render_mode, absgrad=absgrad, rasterize_mode=rasterize_mode,
+        extra=gsplat_kwargs,
+    )
+
+
+def _shape_error(name: str, expected: str, got: Tensor) -> ValueError:
+    return ValueError(f"rasterization: {name} must have shape {expected}, got {tuple(got.shape)}")
+
+
+def _check_inputs(
+    means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
+    viewmats: Tensor, Ks: Tensor, width: int, height: int, sh_degree: Optional[int],
+    backgrounds: Optional[Tensor], render_mode: str, packed: bool, absgrad: bool,
+    rasterize_mode: str, tile_size: int, extra: Dict[str, Any],
+) -> None:
+    if extra:
+        raise ValueError(
+            f"rasterization (CPU): unsupported arguments {sorted(extra)}; only gsplat's pinhole, "
+            "unbatched, unpacked path is implemented on CPU"
+        )
+    if packed:
+        raise ValueError("rasterization (CPU): packed=True is not supported, use packed=False")
+    if absgrad:
+        raise ValueError("rasterization (CPU): absgrad=True is not supported")
+    if render_mode not in RENDER_MODES:
+        raise ValueError(f"rasterization: render_mode must be one of {RENDER_MODES}, got {render_mode!r}")
+    if rasterize_mode not in ("classic", "antialiased"):
+        raise ValueError(
+            f"rasterization: rasterize_mode must be 'classic' or 'antialiased', got {rasterize_mode!r}"
+        )
+    for name, v in (("width", width), ("height", height), ("tile_size", tile_size)):
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise ValueError(f"rasterization: {name} must be a positive int, got {v!r}")
+    if means.dim() != 2 or means.shape[-1] != 3:
+        raise _shape_error("means", "[N, 3] (no batch dims on CPU)", means)
+    N = means.shape[0]
+    if quats.shape != (N, 4):
+        raise _shape_error("quats", f"[{N}, 4]", quats)
+    if scales.shape != (N, 3):
+        raise _shape_error("scales", f"[{N}, 3]", scales)
+    if opacities.shape != (N,):
+        raise _shape_error("opacities", f"[{N}]", opacities)
+    if viewmats.dim() != 3 or viewmats.shape[1:] != (4, 4):
+        raise _shape_error("viewmats", "[C, 4, 4]", viewmats)
+    C = viewmats.shape[0]
+    if Ks.shape != (C, 3, 3):
+        raise _shape_error("Ks", f"[{C}, 3, 3]", Ks)
+    if sh_degree is None:
+        if not (colors.dim() == 2 and colors.shape[0] == N) and not (
+            colors.dim() == 3 and colors.shape[:2] == (C, N)
+        ):
+            raise _shape_error("colors", f"[{N}, D] or [{C}, {N}, D]", colors)
+    else:
+        if not isinstance(sh_degree, int) or not 0 <= sh_degree <= 4:
+            raise ValueError(f"rasterization: sh_degree must be an int in 0..4 or None, got {sh_degree!r}")
+        ok = (colors.dim() == 3 and colors.shape[0] == N and colors.shape[-1] == 3) or (
+            colors.dim() == 4 and colors.shape[:2] == (C, N) and colors.shape[-1] == 3
+        )
+        if not ok:
+            raise _shape_error("colors (SH)", f"[{N}, K, 3] or [{C}, {N}, K, 3]", colors)
+        if (sh_degree + 1) ** 2 > colors.shape[-2]:
+            raise ValueError(
+                f"rasterization: sh_degree={sh_degree} needs K >= {(sh_degree + 1) ** 2} SH bases, "
+                f"colors has K={colors.shape[-2]}"
+            )
+    if backgrounds is not None:
+        D = 3 if sh_degree is not None else colors.shape[-1]
+        if backgrounds.shape != (C, D):
+            raise _shape_error("backgrounds", f"[{C}, {D}]", backgrounds)
+    dt = means.dtype
+    for name, t in (("quats", quats), ("scales", scales), ("opacities", opacities), ("colors", colors),
+                    ("viewmats", viewmats), ("Ks", Ks)):
+        if t.dtype != dt:
+            raise ValueError(f"rasterization: {name} has dtype {t.dtype}, expected {dt} like means")
+        if t.device != means.device:
+            raise ValueError(f"rasterization: {name} is on {t.device}, expected {means.device}")
+
+
+def _rasterization_cpu(
+    means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
+    viewmats: Tensor, Ks: Tensor, width: int, height: int, *, near_plane: float,
+    far_plane: float, radius_clip: float, eps2d: float, sh_degree: Optional[int], packed: bool,
+    tile_size: int, backgrounds: Optional[Tensor], render_mode: str, absgrad: bool,
+    rasterize_mode: str, extra: Dict[str, Any],
+) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
+    _check_inputs(
+        means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
+        backgrounds, render_mode, packed, absgrad, rasterize_mode, tile_size, extra,
+    )
+    C = viewmats.shape[0]
+    with flush_denormal():
+        proj = project_gaussians(
+            means, quats, scales, opacities, viewmats, Ks, width, height, eps2d=eps2d,
+            near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip,
+            antialiased=rasterize_mode == "antialiased",
+        )
+
+        if sh_degree is not None:
+            feats = sh_colors(sh_degree, means, colors, viewmats)  # [C, N, 3]
+        else:
+            feats = colors  # [N, D] or [C, N, D]
+
+        bg = backgrounds
+        if render_mode in ("RGB+D", "RGB+ED"):
+            if feats.dim() == 2:
+                feats = feats[None].expand(C, -1, -1)
+            feats = torch.cat([feats, proj.depths[..., None]], dim=-1)
+            if bg is not None:
+                bg = torch.cat([bg, bg.new_zeros(C, 1)], dim=-1)
+        elif render_mode in ("D", "ED"):
+            feats = proj.depths[..., None]
+            if bg is not None:
+                bg = bg.new_zeros(C, 1)
+
+        per_camera = feats.dim() == 3
+        table = feats.reshape(-1, feats.shape[-1])
+        plan = plan_tiles(
+            proj.means2d, proj.radii, proj.depths, width, height, tile_size,
+            n_channels=table.shape[-1], colors_per_camera=per_camera, chunk_elems=CPU_CHUNK_ELEMS,
+        )
+        coeffs = pair_coefficients(proj.means2d, proj.conics, proj.opacities, plan)
+        basis = pixel_basis(tile_size, means.dtype, means.device)
+        renders, alphas = composite(coeffs, table, bg, plan, basis)
+
+        if render_mode in ("ED", "RGB+ED"):
+            renders = torch.cat(
+                [renders[..., :-1], renders[..., -1:] / alphas.clamp(min=1e-10)], dim=-1
+            )
+
+        meta: Dict[str, Any] = {
+            "batch_ids": None,
+            "camera_ids": None,
+            "gaussian_ids": None,
+            "radii": proj.radii,
+            "means2d": proj.means2d,
+            "depths": proj.depths,
+            "conics": proj.conics,
+            "opacities": proj.opacities,
+            "tile_width": plan.tile_width,
+            "tile_height": plan.tile_height,
+            "tiles_per_gauss": plan.tiles_per_gauss,
+            **gsplat_isect_meta(plan, proj.depths),
+            "width": width,
+            "height": height,
+            "tile_size": tile_size,
+            "n_batches": 1,
+            "n_cameras": C,
+        }
+    return renders, alphas, meta
