@@ -1,0 +1,118 @@
+"""Structure from motion with pycolmap (CPU, offline): SIFT features, exhaustive or sequential matching,
+incremental mapping; the largest model wins, unregistered images are reported, not silently dropped."""
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..data.errors import DataError
+from ..data.types import Camera, Frame
+from ..progress import CancelFn, check_cancel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SfMConfig:
+    matcher: str = "auto"  # auto (exhaustive up to 60 images, else sequential) | exhaustive | sequential
+    max_image_size: int = 1024
+    max_features: int = 4096
+    camera_model: str = "PINHOLE"  # one shared pinhole camera: what the renderer takes without undistortion
+    min_registered: int = 3
+    seed: int = 0
+
+
+@dataclass
+class PoseResult:
+    """Cameras for the registered frames + a sparse coloured point cloud + a report."""
+
+    cameras: dict[str, Camera]  # frame name -> camera at the frame's resolution
+    points: np.ndarray  # [P,3] float32
+    colors: np.ndarray  # [P,3] float32 0..1
+    confidence: np.ndarray  # [P] float32 (SfM: 1 / (1 + reprojection error))
+    method: str
+    unregistered: list[str] = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+
+def _stage_images(frames: list[Frame], work: Path) -> tuple[Path, dict[str, str]]:
+    """pycolmap reads image files: link (or copy) each frame's source file under one folder with unique names."""
+    img_dir = work / "images"
+    img_dir.mkdir(parents=True)
+    names = {}
+    for i, f in enumerate(frames):
+        if f.path is None or not Path(f.path).is_file():
+            raise DataError(f.path, f"frame {f.name!r} has no image file on disk for SfM")
+        dst = img_dir / f"{i:05d}{Path(f.path).suffix.lower()}"
+        try:
+            dst.symlink_to(Path(f.path).resolve())
+        except OSError:
+            shutil.copyfile(f.path, dst)
+        names[dst.name] = f.name
+    return img_dir, names
+
+
+def run_sfm(frames: list[Frame], cfg: SfMConfig | None = None, should_cancel: CancelFn | None = None) -> PoseResult:
+    import pycolmap
+
+    cfg = cfg or SfMConfig()
+    if len(frames) < 3:
+        raise DataError(None, f"SfM needs at least 3 images, got {len(frames)}: add more overlapping photos, "
+                              "or provide known poses (transforms.json / COLMAP)")
+    with tempfile.TemporaryDirectory(prefix="aligngs-sfm-") as tmp:
+        work = Path(tmp)
+        img_dir, names = _stage_images(frames, work)
+        db = work / "database.db"
+        ext = pycolmap.FeatureExtractionOptions()
+        ext.max_image_size = cfg.max_image_size
+        ext.sift.max_num_features = cfg.max_features
+        reader = pycolmap.ImageReaderOptions()
+        reader.camera_model = cfg.camera_model
+        pycolmap.extract_features(db, img_dir, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
+                                  extraction_options=ext, device=pycolmap.Device.cpu)
+        check_cancel(should_cancel)
+        matcher = cfg.matcher if cfg.matcher != "auto" else ("exhaustive" if len(frames) <= 60 else "sequential")
+        if matcher == "exhaustive":
+            pycolmap.match_exhaustive(db, device=pycolmap.Device.cpu)
+        else:
+            pycolmap.match_sequential(db, device=pycolmap.Device.cpu)
+        check_cancel(should_cancel)
+        opts = pycolmap.IncrementalPipelineOptions()
+        opts.random_seed = cfg.seed
+        opts.num_threads = 2
+        models = pycolmap.incremental_mapping(db, img_dir, work / "sparse", options=opts)
+        if not models:
+            raise DataError(None, "SfM could not register any image pair: the photos need more overlap and texture; "
+                                  "or provide known poses, or run VGGT on a GPU machine")
+        rec = max(models.values(), key=lambda r: r.num_reg_images())
+        by_name = {f.name: f for f in frames}
+        cameras: dict[str, Camera] = {}
+        for img in rec.images.values():
+            if not img.has_pose:
+                continue
+            fname = names[img.name]
+            frame = by_name[fname]
+            cam = rec.cameras[img.camera_id]
+            w2c = np.eye(4)
+            w2c[:3, :4] = img.cam_from_world().matrix()
+            full = Camera(np.linalg.inv(w2c), cam.calibration_matrix(), cam.width, cam.height)
+            w, h = (frame.image.shape[1], frame.image.shape[0]) if frame.image is not None else (cam.width, cam.height)
+            cameras[fname] = full.scaled(w, h) if (w, h) != (cam.width, cam.height) else full
+        pts = [(p.xyz, p.color, p.error) for p in rec.points3D.values()]
+    unregistered = [f.name for f in frames if f.name not in cameras]
+    if len(cameras) < cfg.min_registered:
+        raise DataError(None, f"SfM registered only {len(cameras)} of {len(frames)} images: the photos need more "
+                              "overlap (walk slowly, 60-80% overlap), or provide known poses, or use VGGT")
+    if unregistered:
+        log.warning("SfM could not register %d of %d images: %s", len(unregistered), len(frames), ", ".join(unregistered))
+    xyz = np.array([p[0] for p in pts], np.float32).reshape(-1, 3)
+    rgb = np.array([p[1] for p in pts], np.float32).reshape(-1, 3) / 255.0
+    err = np.array([p[2] for p in pts], np.float32)
+    return PoseResult(cameras, xyz, rgb, 1.0 / (1.0 + err), "sfm", unregistered,
+                      {"registered": len(cameras), "total": len(frames), "points": len(xyz), "matcher": matcher,
+                       "unregistered": unregistered})
