@@ -1,0 +1,1 @@
+"""Files the pipeline writes: PLY meshes/points/Gaussians, cameras JSON, report JSON."""

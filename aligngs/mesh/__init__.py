@@ -1,0 +1,1 @@
+"""Meshes from depth: TSDF fusion (tsdf.py)."""
