@@ -131,7 +131,7 @@ def load_colmap(path: str | Path, cfg: DataConfig | None = None, images_dir: str
 
     points = colors = None
     if rec.num_points3D() > 0:
-        pts = list(rec.points3D.values())
+        pts = [p for _, p in sorted(rec.points3D.items(), key=lambda kv: kv[0])]  # by point3D id
         points = np.array([p.xyz for p in pts], dtype=np.float32).reshape(-1, 3)
         colors = np.array([p.color for p in pts], dtype=np.float32).reshape(-1, 3) / 255.0
     return Scene(

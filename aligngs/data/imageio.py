@@ -37,7 +37,7 @@ def _open(path: Path) -> Image.Image:
     except UnidentifiedImageError as e:
         raise DataError(path, f"unreadable or corrupt image ({e})") from e
     except OSError as e:
-        raise DataError(path, f"cannot read image ({e})") from e
+        raise DataError(path, f"unreadable or corrupt image ({e})") from e
 
 
 def image_size(path: str | Path) -> tuple[int, int]:
