@@ -1,0 +1,212 @@
+"""The job worker: runs in its own (spawned) process, one process per job.
+
+``main(spec, cancel_event)`` sets the GPU visibility, sends its output to the job log, imports the job function
+(``runner``, default ``aligngs.pipeline:reconstruct``), runs it with a progress callback that pushes JSON + an
+optional raw preview frame to the server over a ZeroMQ PUSH socket, and writes ``outcome.json`` (atomically) when
+the function returns or raises. A crash, an OOM kill or a ``terminate`` therefore costs only this job: the server
+sees the process exit without an outcome and marks the job failed. The process exits by itself if the server dies.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .jobs import write_json_atomic
+from .protocol import encode_header, json_safe
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUNNER = "aligngs.pipeline:reconstruct"
+RUNNER_ENV = "ALIGNGS_BACKEND_RUNNER"
+PROGRESS_INTERVAL_S = 0.1
+PREVIEW_INTERVAL_S = 1.0
+PREVIEW_MAX_SIDE = 256
+STAGES = ("load", "poses", "priors", "init", "train", "mesh", "semantics", "export")
+STAGE_WEIGHTS = (0.02, 0.08, 0.10, 0.02, 0.60, 0.10, 0.05, 0.03)
+
+
+def load_runner(path: str) -> Callable[..., Any]:
+    """``package.module:function`` or ``path/to/file.py:function`` (from the server's command line, never the wire)."""
+    mod_name, sep, func = path.rpartition(":")
+    if not sep or not mod_name or not func:
+        raise ValueError(f"runner {path!r}: expected 'module:function' or 'file.py:function'")
+    if mod_name.endswith(".py") or os.sep in mod_name or "/" in mod_name:
+        file = Path(mod_name)
+        spec = importlib.util.spec_from_file_location(f"_aligngs_runner_{file.stem}", file)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"runner {path!r}: cannot load {file}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(mod_name)
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        raise ValueError(f"runner {path!r}: {func!r} is not a function of {mod_name}")
+    return fn
+
+
+def overall_fraction(stage: str, fraction: float) -> float:
+    if stage not in STAGES:
+        return float(min(max(fraction, 0.0), 1.0))
+    i = STAGES.index(stage)
+    return float(min(1.0, sum(STAGE_WEIGHTS[:i]) + STAGE_WEIGHTS[i] * min(max(fraction, 0.0), 1.0)))
+
+
+def progress_body(p: Any) -> dict:
+    """The wire form of an aligngs.progress.Progress (protocol section 6.1, without preview)."""
+    body = json_safe(p.to_dict())
+    stage = body.get("stage")
+    body["stage_index"] = STAGES.index(stage) if stage in STAGES else None
+    body["stage_count"] = len(STAGES)
+    body["overall"] = overall_fraction(stage, body.get("fraction") or 0.0)
+    return body
+
+
+def shrink_preview(img: Any) -> np.ndarray | None:
+    """uint8 [h,w,3] with the longest side <= 256 (nearest-neighbour stride), or None if not an RGB image."""
+    a = np.asarray(img)
+    if a.ndim != 3 or a.shape[2] not in (3, 4) or a.shape[0] == 0 or a.shape[1] == 0:
+        return None
+    a = a[:, :, :3]
+    if a.dtype != np.uint8:
+        a = np.clip(np.nan_to_num(a.astype(np.float32)) * (255.0 if a.dtype.kind == "f" else 1.0), 0, 255).astype(np.uint8)
+    step = int(np.ceil(max(a.shape[0], a.shape[1]) / PREVIEW_MAX_SIDE))
+    if step > 1:
+        a = a[::step, ::step]
+    return np.ascontiguousarray(a)
+
+
+class ProgressSender:
+    """The progress callback handed to the job function: throttled, never blocks, never raises."""
+
+    def __init__(self, socket, job: str, token: str):
+        self.socket, self.job, self.token = socket, job, token
+        self.last_stage: str | None = None
+        self.last_sent = 0.0
+        self.last_preview = 0.0
+
+    def __call__(self, p: Any) -> None:
+        try:
+            now = time.monotonic()
+            stage_change = p.stage != self.last_stage
+            if not (stage_change or p.fraction >= 1.0 or now - self.last_sent >= PROGRESS_INTERVAL_S):
+                return
+            self.last_stage, self.last_sent = p.stage, now
+            header = {"kind": "progress", "job": self.job, "token": self.token, "progress": progress_body(p), "preview": None}
+            frames = []
+            if getattr(p, "preview", None) is not None and (now - self.last_preview >= PREVIEW_INTERVAL_S or stage_change):
+                img = shrink_preview(p.preview)
+                if img is not None:
+                    self.last_preview = now
+                    header["preview"] = {"shape": list(img.shape)}
+                    frames.append(img.tobytes())
+            import zmq
+
+            self.socket.send_multipart([encode_header(header), *frames], flags=zmq.NOBLOCK)
+        except Exception as e:  # a full queue or a broken preview must never break the job
+            log.debug("progress not sent: %s", e)
+
+
+def _watch_parent() -> None:
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def wait():
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(70)  # the server is gone: nobody will collect this job
+
+    threading.Thread(target=wait, name="parent-watch", daemon=True).start()
+
+
+def _redirect_output(log_path: Path) -> None:
+    """Send this process's stdout/stderr (Python and C level) to the job log."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def main(spec: dict, cancel_event: Any) -> None:
+    """Spawn target. ``spec``: job, input_path, out_dir, settings, runner, endpoint, token, device, cuda_visible,
+    log_path, outcome_path, log_level."""
+    if spec.get("cuda_visible") is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = spec["cuda_visible"]
+    job = spec["job"]
+    _redirect_output(Path(spec["log_path"]))
+    logging.basicConfig(
+        level=getattr(logging, str(spec.get("log_level", "INFO")).upper(), logging.INFO),
+        format=f"%(asctime)s %(levelname)s [job {job}] %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    _watch_parent()
+    import zmq
+
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 1000)
+    push.setsockopt(zmq.LINGER, 2000)
+    push.connect(spec["endpoint"])
+    sender = ProgressSender(push, job, spec["token"])
+    outcome: dict[str, Any]
+    t0 = time.time()
+    try:
+        outcome = run_job(spec, sender, cancel_event.is_set)
+    finally:
+        pass
+    outcome["seconds"] = time.time() - t0
+    write_json_atomic(Path(spec["outcome_path"]), json_safe(outcome))
+    log.info("job %s: finished with %s in %.1f s", job, outcome["status"], outcome["seconds"])
+    try:
+        push.send_multipart([encode_header({"kind": "exit", "job": job, "token": spec["token"], "status": outcome["status"]})], flags=zmq.NOBLOCK)
+    except zmq.ZMQError:
+        pass
+    push.close()
+    ctx.term()
+
+
+def run_job(spec: dict, progress: Callable, should_cancel: Callable[[], bool]) -> dict:
+    """Run the job function; the outcome as a JSON-safe dict (status done / cancelled / error)."""
+    from aligngs.config import PipelineConfig
+    from aligngs.progress import Cancelled
+
+    try:
+        from aligngs.data.errors import DataError
+    except ImportError:  # pragma: no cover - the data package always has it
+        DataError = None  # type: ignore[assignment]
+    job = spec["job"]
+    try:
+        fn = load_runner(spec["runner"])
+        cfg = PipelineConfig.from_dict(spec["settings"])
+        if cfg.train.device == "auto":
+            cfg.train.device = spec["device"]
+        out_dir = Path(spec["out_dir"])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log.info("job %s: running %s on %s (input %s)", job, spec["runner"], spec["device"], spec["input_path"])
+        summary = fn(Path(spec["input_path"]), out_dir, cfg, progress=progress, should_cancel=should_cancel)
+        return {"status": "done", "summary": summary if isinstance(summary, dict) else {"value": summary}}
+    except Cancelled as e:
+        log.info("job %s: cancelled (%s)", job, e)
+        return {"status": "cancelled"}
+    except Exception as e:
+        if DataError is not None and isinstance(e, DataError):
+            log.error("job %s: bad input: %s", job, e)
+            return {"status": "error", "code": "bad_input", "message": str(e)[:2000]}
+        log.error("job %s: failed:\n%s", job, traceback.format_exc())
+        return {"status": "error", "code": "job_failed", "message": f"{type(e).__name__}: {e}"[:2000]}
