@@ -6,9 +6,10 @@ One entry point, :func:`fuse_tsdf`, on open3d's tensor ``VoxelBlockGrid`` (the l
 Derived parameters (used when the :class:`~aligngs.config.MeshConfig` field is ``None``):
 
 ``extent``
-    When the caller gives none, ``scene_extent(cameras, points)`` with ``points`` back-projected from the
-    depth maps being fused (a pixel subsample). The 3DGS camera radius alone (``nerf_normalization``) is
-    not used: for a forward-facing or short-baseline capture it is far smaller than the observed scene (the
+    ``scene_extent(cameras, points)`` with ``points`` back-projected from the depth maps being fused (a pixel
+    subsample); an ``extent`` given by the caller is used when it is larger (it is a floor: callers often
+    pass the training extent, which for scenes without SfM points is the camera radius alone). The 3DGS
+    camera radius alone (``nerf_normalization``) is not enough: for a forward-facing or short-baseline capture it is far smaller than the observed scene (the
     shelf capture: cameras within 0.22 m of their mean, surfaces up to ~1.1 m from it: extent 1.22 m instead
     of 0.24 m, and 2 x 0.24 m would cut most of its depth, median 0.40 m, 99th percentile 1.05 m).
 ``voxel_size = extent / 256``
@@ -25,7 +26,9 @@ Derived parameters (used when the :class:`~aligngs.config.MeshConfig` field is `
     the whole scene and drops only far outliers (background floaters in rendered depth). A warning is
     logged when more than 10 % of the valid depth pixels lie beyond it.
 ``weight_threshold``
-    From the config (default 1: with sparse views open3d's default 3 drops real surface).
+    From the config, passed to open3d as is (default 1: with sparse views open3d's default 3 drops real
+    surface). Each view adds weight 1 to the voxels it sees and open3d keeps voxels with weight STRICTLY
+    above the threshold: 1 keeps surface seen from at least 2 views, 0 also keeps single-view surface.
 """
 from __future__ import annotations
 
@@ -168,7 +171,8 @@ def fuse_tsdf(
         colors: per view [H,W,3] float32 RGB in [0,1], or None for a mesh without colours.
         cameras: per view :class:`Camera` (OpenCV c2w, K at the depth map's size).
         cfg: :class:`MeshConfig`; ``None`` fields are derived from ``extent`` (module doc).
-        extent: scene radius; None = ``scene_extent(cameras, back-projected depth)``.
+        extent: the caller's scene radius, or None. The fusion uses
+            ``max(extent, scene_extent(cameras, back-projected depth))`` (module doc).
         device: "cpu", "cuda", "cuda:N" or "auto" (CUDA when open3d has it; "cuda" without it falls back to
             the CPU with a warning).
         progress: optional callback, called with ``Progress(stage="mesh", ...)`` after each view.
@@ -198,10 +202,13 @@ def fuse_tsdf(
         raise ValueError(f"fuse_tsdf: all {n} depth maps are empty (no pixel with depth > 0)")
     clean_colors = None if colors is None else [_check_color(colors[i], cameras[i], i) for i in range(n)]
 
-    if extent is None and (cfg.voxel_size is None or cfg.depth_trunc is None):
+    if cfg.voxel_size is None or cfg.depth_trunc is None:
         stride = max(1, int(np.sqrt(cameras[0].width * cameras[0].height / _EXTENT_SAMPLES_PER_VIEW)))
         pts = np.concatenate([depth_to_points(d, c, stride=stride) for d, c in zip(clean_depths, cameras)])
-        extent = scene_extent(cameras, pts)
+        depth_extent = scene_extent(cameras, pts)
+        if extent is not None and extent < depth_extent:
+            log.info("fuse_tsdf: the depth maps span extent %.4g > the given %.4g; using theirs", depth_extent, extent)
+        extent = depth_extent if extent is None else max(float(extent), depth_extent)
     params = tsdf_params(cfg, extent)
     beyond = sum(int((d > params.depth_trunc).sum()) for d in clean_depths)
     if beyond > 0.1 * n_valid:
@@ -243,7 +250,8 @@ def fuse_tsdf(
         raise EmptyMeshError(
             f"TSDF fusion of {n} views ({n_fused} with depth inside depth_trunc, {n_valid} valid depth pixels) gave an empty mesh "
             f"(voxel {params.voxel_size:.4g}, sdf_trunc {params.sdf_trunc:.4g}, depth_trunc {params.depth_trunc:.4g}, "
-            f"weight threshold {params.weight_threshold:g}); check the poses/depth units or lower the threshold"
+            f"weight threshold {params.weight_threshold:g}: kept only where more views than that saw the surface); "
+            "check the poses/depth units or lower the threshold"
         )
     vertices = tmesh.vertex.positions.numpy().astype(np.float32)
     faces = tmesh.triangle.indices.numpy().astype(np.int32)

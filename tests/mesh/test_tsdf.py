@@ -304,3 +304,25 @@ def test_cancel_stops_fusion(sphere_views):
     with pytest.raises(Cancelled):
         fuse_tsdf(depths, None, cams, MeshConfig(voxel_size=0.02), should_cancel=cancel_after_two)
     assert len(polls) == 3
+
+
+def test_given_extent_is_a_floor(sphere_views):
+    """A too-small caller extent (camera radius 0 of a single view) must not cut the depth away."""
+    centre, r, cams, depths, _ = sphere_views
+    cfg = MeshConfig(largest_component=False, weight_threshold=0.0)  # one view: keep single-view surface
+    one = fuse_tsdf(depths[:1], None, cams[:1], cfg, extent=0.05)
+    # 2 x 0.05 m would truncate everything (the sphere is 1.1 m away); derived from depth it fuses
+    assert len(one.faces) > 1000
+    assert np.abs(np.linalg.norm(one.vertices - centre, axis=1) - r).max() < 0.02
+
+
+def test_weight_threshold_counts_views_strictly(sphere_views):
+    """open3d keeps weight > threshold: threshold 1 needs two views, 0 keeps what one view saw."""
+    _, _, cams, depths, _ = sphere_views
+    cfg = dict(voxel_size=0.02, largest_component=False)
+    with pytest.raises(EmptyMeshError, match="more views than that"):
+        fuse_tsdf(depths[:1], None, cams[:1], MeshConfig(weight_threshold=1.0, **cfg))
+    single = fuse_tsdf(depths[:1], None, cams[:1], MeshConfig(weight_threshold=0.0, **cfg))
+    two = fuse_tsdf(depths[:2], None, cams[:2], MeshConfig(weight_threshold=1.0, **cfg))  # only the overlap
+    two_all = fuse_tsdf(depths[:2], None, cams[:2], MeshConfig(weight_threshold=0.0, **cfg))
+    assert 0 < len(two.faces) < len(single.faces) < len(two_all.faces)
