@@ -29,6 +29,7 @@ from typing import Callable
 
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 from . import geometry as geo
 from .resultfmt import check_manifest, check_part, read_result_folder
@@ -320,7 +321,7 @@ class SceneImport:
             cam.shift_y = p.shift_y
             cam.display_size = 0.2
             obj = self._new_object(cam.name, cam, "cameras")
-            obj.matrix_world = [list(r) for r in geo.camera_matrix_world(d["c2w"][i], self.rot)]
+            obj.matrix_world = Matrix(geo.camera_matrix_world(d["c2w"][i], self.rot).tolist())  # rows
             if self.camera_size is None:
                 self.camera_size = (p.width, p.height)
 

@@ -73,11 +73,13 @@ class Session:
         self.server_jobs: list[dict] = []
         self.list_seq: int | None = None
         self.test_seq: int | None = None
+        self.hello_seq: int | None = None
         self.last_import = None  # ImportResult
         self.image_counts = ImageCountCache()
         self.budget_s = TICK_BUDGET_S
         self.timer_active = False
         self.reports: list[tuple[str, str]] = []  # (level, text), newest last
+        self._unshown: list[tuple[str, str]] = []  # reports not yet shown in Blender's status bar / Info log
         self._timer = self._make_timer()
 
     # -- timer ----------------------------------------------------------------------------------------------
@@ -113,7 +115,10 @@ class Session:
             self.timer_active = False
 
     def report(self, level: str, text: str) -> None:
+        if self.reports and self.reports[-1] == (level, text):
+            return
         self.reports.append((level, text))
+        self._unshown.append((level, text))
         del self.reports[:-20]
         (log.error if level == "ERROR" else log.info)("%s", text)
 
@@ -159,15 +164,20 @@ def ensure_connection(session: Session, prefs) -> client.Connection:
     session.conn_key = key
     session.info = None
     session.status, session.status_text = "connecting", f"Connecting to {address}…"
-    session.conn.start(hello=True)
+    session.conn.start(hello=False)
+    session.hello_seq = session.conn.hello()
     session.ensure_timer()
     return session.conn
 
 
 def test_connection(session: Session, prefs) -> None:
+    """Say hello (again) and report the server's answer (or the reason there is none)."""
+    before = session.conn
     conn = ensure_connection(session, prefs)
+    if conn is before:
+        session.hello_seq = conn.hello()
     session.status, session.status_text = "connecting", f"Contacting {conn.address}…"
-    session.test_seq = conn.hello()
+    session.test_seq = session.hello_seq
     session.ensure_timer()
 
 
@@ -331,6 +341,7 @@ def tick(session: Session, budget_s: float | None = None) -> float | None:
         _fail(session, f"Internal add-on error: {type(e).__name__}: {e}")
         changed = True
     if changed:
+        _show_reports(session)
         _redraw()
     if session.busy():
         return 0.0 if (session.importer is not None and session.importer.pending_units) else TICK_INTERVAL_S
@@ -359,8 +370,8 @@ def _handle(session: Session, msg) -> None:
             session.report("INFO", f"AlignGS server {msg.server} at {msg.address} ({msg.device}), "
                                    f"{msg.queue_length} job(s) queued or running")
     elif isinstance(msg, client.Disconnected):
-        if msg.reason == "closed":
-            return
+        if msg.reason == "closed" or session.status == "error":
+            return  # our own close, or the error that caused it says more
         session.status = "disconnected"
         session.status_text = f"{msg.address}: {msg.reason}"
     elif isinstance(msg, client.Error):
@@ -534,6 +545,16 @@ def _finish_import(session: Session) -> None:
     if done is not None and done.summary.get("warnings"):
         for w in done.summary["warnings"][:5]:
             session.report("WARNING", f"server: {w}")
+
+
+def _show_reports(session: Session) -> None:
+    """Background messages go through an operator's report(): status bar + Info log, like an operator's own."""
+    while session._unshown:
+        level, text = session._unshown.pop(0)
+        try:
+            bpy.ops.aligngs.show_report(level=level, message=text)
+        except (RuntimeError, AttributeError):
+            pass
 
 
 def _redraw() -> None:
