@@ -9,15 +9,14 @@ Derived parameters (used when the :class:`~aligngs.config.MeshConfig` field is `
     ``scene_extent(cameras, points)`` with ``points`` back-projected from the depth maps being fused (a pixel
     subsample); an ``extent`` given by the caller is used when it is larger (it is a floor: callers often
     pass the training extent, which for scenes without SfM points is the camera radius alone). The 3DGS
-    camera radius alone (``nerf_normalization``) is not enough: for a forward-facing or short-baseline capture it is far smaller than the observed scene (the
-    shelf capture: cameras within 0.22 m of their mean, surfaces up to ~1.1 m from it: extent 1.22 m instead
+    camera radius alone (``nerf_normalization``) is not enough: for a forward-facing or short-baseline
+    capture it is far smaller than the observed scene (the shelf capture: cameras within 0.22 m of their mean, surfaces up to ~1.1 m from it: extent 1.22 m instead
     of 0.24 m, and 2 x 0.24 m would cut most of its depth, median 0.40 m, 99th percentile 1.05 m).
 ``voxel_size = extent / 256``
     About 512 voxels across the scene's bounding sphere: 4.7 mm on the 50-view shelf capture (5 s for 50
     640x480 views on 2 CPU cores), ~1.5 cm for a room of 3.5 m radius, about the pixel footprint of the renders
     we fuse (a 320 px wide, 60 degree render sees ~7 mm per pixel at 2 m); finer voxels than the footprint
-    add memory and noise, not detail. The reference uses a fixed 2 mm and
-    says "tune per scene".
+    add memory and noise, not detail. The reference uses a fixed 2 mm and says "tune per scene".
 ``sdf_trunc = 4 * voxel_size``
     The reference's ratio.
 ``depth_trunc = 2 * extent``
@@ -29,6 +28,10 @@ Derived parameters (used when the :class:`~aligngs.config.MeshConfig` field is `
     From the config, passed to open3d as is (default 1: with sparse views open3d's default 3 drops real
     surface). Each view adds weight 1 to the voxels it sees and open3d keeps voxels with weight STRICTLY
     above the threshold: 1 keeps surface seen from at least 2 views, 0 also keeps single-view surface.
+
+``largest_component`` (the reference's choice) drops every other piece, real ones included: on the shelf
+capture a separate second piece left of the shelf holds 28 % of the triangles. :func:`resolve_tsdf_params` gives the
+numbers a fusion will use (for reports) without fusing.
 """
 from __future__ import annotations
 
@@ -125,6 +128,27 @@ def tsdf_params(cfg: MeshConfig, extent: float | None) -> TSDFParams:
     return TSDFParams(voxel, trunc, depth_trunc, float(cfg.weight_threshold), None if extent is None else float(extent))
 
 
+def resolve_tsdf_params(
+    depths: Sequence[np.ndarray], cameras: Sequence[Camera], cfg: MeshConfig, extent: float | None = None
+) -> TSDFParams:
+    """The parameters :func:`fuse_tsdf` will use for these inputs (config values, else derived from
+    ``max(extent, scene_extent(cameras, back-projected depth))``; module doc)."""
+    if len(depths) != len(cameras):
+        raise ValueError(f"resolve_tsdf_params: {len(depths)} depth maps but {len(cameras)} cameras")
+    return _resolve([_check_depth(d, c, i) for i, (d, c) in enumerate(zip(depths, cameras))], cameras, cfg, extent)
+
+
+def _resolve(depths: Sequence[np.ndarray], cameras: Sequence[Camera], cfg: MeshConfig, extent: float | None) -> TSDFParams:
+    if cfg.voxel_size is None or cfg.depth_trunc is None:
+        stride = max(1, int(np.sqrt(cameras[0].width * cameras[0].height / _EXTENT_SAMPLES_PER_VIEW)))
+        pts = np.concatenate([depth_to_points(d, c, stride=stride) for d, c in zip(depths, cameras)])
+        depth_extent = scene_extent(cameras, pts)
+        if extent is not None and extent < depth_extent:
+            log.info("fuse_tsdf: the depth maps span extent %.4g > the given %.4g; using theirs", depth_extent, extent)
+        extent = depth_extent if extent is None else max(float(extent), depth_extent)
+    return tsdf_params(cfg, extent)
+
+
 def depth_to_points(
     depth: np.ndarray, camera: Camera, *, stride: int = 1, return_index: bool = False
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -202,14 +226,7 @@ def fuse_tsdf(
         raise ValueError(f"fuse_tsdf: all {n} depth maps are empty (no pixel with depth > 0)")
     clean_colors = None if colors is None else [_check_color(colors[i], cameras[i], i) for i in range(n)]
 
-    if cfg.voxel_size is None or cfg.depth_trunc is None:
-        stride = max(1, int(np.sqrt(cameras[0].width * cameras[0].height / _EXTENT_SAMPLES_PER_VIEW)))
-        pts = np.concatenate([depth_to_points(d, c, stride=stride) for d, c in zip(clean_depths, cameras)])
-        depth_extent = scene_extent(cameras, pts)
-        if extent is not None and extent < depth_extent:
-            log.info("fuse_tsdf: the depth maps span extent %.4g > the given %.4g; using theirs", depth_extent, extent)
-        extent = depth_extent if extent is None else max(float(extent), depth_extent)
-    params = tsdf_params(cfg, extent)
+    params = _resolve(clean_depths, cameras, cfg, extent)
     beyond = sum(int((d > params.depth_trunc).sum()) for d in clean_depths)
     if beyond > 0.1 * n_valid:
         log.warning(
@@ -218,7 +235,7 @@ def fuse_tsdf(
         )
     dev = _o3d_device(device, o3c)
     log.info(
-        "fuse_tsdf: %d views on %s, voxel %.4g, sdf_trunc %.4g, depth_trunc %.4g, weight >= %g",
+        "fuse_tsdf: %d views on %s, voxel %.4g, sdf_trunc %.4g, depth_trunc %.4g, weight > %g",
         n, dev, params.voxel_size, params.sdf_trunc, params.depth_trunc, params.weight_threshold,
     )
 

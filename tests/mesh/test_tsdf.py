@@ -15,6 +15,7 @@ from aligngs.mesh.tsdf import (
     depth_to_points,
     fuse_tsdf,
     largest_component,
+    resolve_tsdf_params,
     scene_extent,
     tsdf_params,
 )
@@ -313,6 +314,10 @@ def test_given_extent_is_a_floor(sphere_views):
     one = fuse_tsdf(depths[:1], None, cams[:1], cfg, extent=0.05)
     # 2 x 0.05 m would truncate everything (the sphere is 1.1 m away); derived from depth it fuses
     assert len(one.faces) > 1000
+    p = resolve_tsdf_params(depths[:1], cams[:1], cfg, extent=0.05)
+    assert p.extent == pytest.approx(scene_extent(cams[:1], depth_to_points(depths[0], cams[0])), rel=0.02)
+    assert p.depth_trunc == pytest.approx(2 * p.extent) and p.voxel_size == pytest.approx(p.extent / 256)
+    assert resolve_tsdf_params(depths[:1], cams[:1], cfg, extent=100.0).extent == 100.0  # larger: kept
     assert np.abs(np.linalg.norm(one.vertices - centre, axis=1) - r).max() < 0.02
 
 
