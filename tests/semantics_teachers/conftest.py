@@ -91,10 +91,27 @@ def _sharpen(model, mask_factor: float) -> None:
                 p.mul_(mask_factor)
 
 
+def _condition_depth_head(model) -> None:
+    """He-initialise every convolution and bias the last one to 1: the default 0.02-std init makes a tiny DPT
+    predict ~1e-9 everywhere, which would make numeric comparisons vacuous."""
+    import torch
+
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                torch.nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+                if mod.bias is not None:
+                    mod.bias.zero_()
+        last = [mod for mod in model.head.modules() if isinstance(mod, torch.nn.Conv2d)][-1]
+        last.bias.fill_(1.0)
+
+
 def save_checkpoint(folder: Path, kind: str, seed: int = 0) -> Path:
     model, proc = build_tiny(kind, seed)
     if kind in ("mask2former", "eomt"):
         _sharpen(model, 100.0 if kind == "mask2former" else 20.0)
+    else:
+        _condition_depth_head(model)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     (folder / "preprocessor_config.json").write_text(json.dumps(proc))
