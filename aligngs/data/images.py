@@ -55,6 +55,12 @@ def load_images(paths: list[str | Path], cfg: DataConfig | None = None, root: st
 
 
 def load_image_folder(path: str | Path, cfg: DataConfig | None = None) -> Scene:
-    """Load every image of a folder (see ``list_images``), EXIF orientation applied."""
+    """Load every image of a folder (see ``list_images``), EXIF orientation applied.
+
+    A folder without images of its own but with an ``images/`` sub-folder loads that sub-folder.
+    """
     folder = Path(path)
+    sub = folder / "images"
+    if sub.is_dir() and not any(is_image_name(p) for p in folder.iterdir() if p.is_file()):
+        folder = sub  # a dataset root whose photos sit in images/
     return load_images(list_images(folder), cfg, root=folder)

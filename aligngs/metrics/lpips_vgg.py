@@ -20,10 +20,8 @@ import importlib.util
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 VGG16_FILE = "vgg16-397923af.pth"
 CHANNELS = (64, 128, 256, 512, 512)

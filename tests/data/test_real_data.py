@@ -5,7 +5,6 @@ import json
 import logging
 
 import numpy as np
-import pytest
 
 from aligngs.config import DataConfig
 from aligngs.data.loaders import detect_format, load_scene

@@ -98,6 +98,14 @@ def test_image_folder_natural_order_case_and_non_images(tmp_path, dh, caplog):
     np.testing.assert_allclose(scene.frames[1].image, dh.pattern(12, 16, seed=1) / 255.0, atol=1e-7)
 
 
+def test_dataset_root_with_images_subfolder(tmp_path, dh):
+    for i in range(2):
+        dh.save_rgb(tmp_path / "images" / f"{i}.png", dh.pattern(12, 16, seed=i))
+    (tmp_path / "readme.txt").write_text("x")
+    scene = load_scene(tmp_path)
+    assert scene.names() == ["0.png", "1.png"] and scene.root == tmp_path / "images"
+
+
 def test_exif_orientation_applied(tmp_path, dh):
     arr = np.zeros((20, 40, 3), np.uint8)
     arr[:5, :5] = [255, 0, 0]  # red block in the stored top-left corner
