@@ -29,6 +29,7 @@ __all__ = [
     "gaussian_classes",
     "label_vertices_by_views",
     "label_points_by_gaussians",
+    "fill_unseen_by_gaussians",
     "semantic_point_cloud",
     "to_uint8_colors",
 ]
@@ -128,13 +129,12 @@ def gaussian_classes(sem_logits, chunk: int = 65536) -> tuple[np.ndarray, np.nda
 def _project(points: np.ndarray, cam: Camera) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pixel indices (col, row) by rounding (pixel centres at integers) and camera z of world points."""
     w2c = cam.w2c
-    pc = points @ w2c[:3, :3].T + w2c[:3, 3]
-    z = pc[:, 2]
+    P = cam.K @ w2c[:3, :3]  # [3,3]: homogeneous pixel coordinates = P x + K t
+    h = np.einsum("nk,jk->nj", points, P) + cam.K @ w2c[:3, 3]
+    z = np.einsum("nk,k->n", points, w2c[2, :3]) + w2c[2, 3]
     with np.errstate(divide="ignore", invalid="ignore"):
-        u = cam.K[0, 0] * pc[:, 0] / z + cam.K[0, 1] * pc[:, 1] / z + cam.K[0, 2]
-        v = cam.K[1, 1] * pc[:, 1] / z + cam.K[1, 2]
-    col = np.floor(u + 0.5)
-    row = np.floor(v + 0.5)
+        col = np.floor(h[:, 0] / h[:, 2] + 0.5)
+        row = np.floor(h[:, 1] / h[:, 2] + 0.5)
     return col, row, z
 
 
@@ -269,6 +269,30 @@ def label_points_by_gaussians(
         out_c[s:s + chunk][ok] = cls[rows, j][ok]
         out_w[s:s + chunk][ok] = (score[rows, j][ok] / total[ok]).astype(np.float32)
     return out_c, out_w
+
+
+def fill_unseen_by_gaussians(
+    vertices,
+    class_id,
+    confidence,
+    g_means,
+    g_class,
+    g_conf=None,
+    k: int = 8,
+    max_dist: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Give the vertices that no view labelled (``class_id == -1``) the class of their nearest Gaussians
+    (:func:`label_points_by_gaussians`); labelled vertices are unchanged. Returns new (class_id, confidence)."""
+    cid = _np(class_id, "class_id").astype(np.int32).copy()
+    conf = _np(confidence, "confidence", np.float32).copy()
+    X = _np(vertices, "vertices", np.float64)
+    if cid.shape != (X.shape[0],) or conf.shape != cid.shape:
+        raise ValueError(f"fill_unseen_by_gaussians: class_id/confidence must be [V]={X.shape[0]}, got {cid.shape} / {conf.shape}")
+    todo = np.nonzero(cid < 0)[0]
+    if todo.size:
+        c, w = label_points_by_gaussians(X[todo], g_means, g_class, g_conf, k=k, max_dist=max_dist)
+        cid[todo], conf[todo] = c, w
+    return cid, conf
 
 
 def semantic_point_cloud(

@@ -11,6 +11,7 @@ from aligngs.semantics.labeling import (
     SemanticPoints,
     as_semantic_points,
     gaussian_classes,
+    fill_unseen_by_gaussians,
     label_points_by_gaussians,
     label_vertices_by_views,
     semantic_point_cloud,
@@ -169,3 +170,10 @@ def test_as_semantic_points_from_mapping():
     assert as_semantic_points(sp) is sp
     with pytest.raises(ValueError, match="positions"):
         as_semantic_points({"colors": np.zeros((2, 3))})
+
+
+def test_fill_unseen_by_gaussians():
+    verts = np.array([[0.0, 0, 0], [1.0, 0, 0], [9.0, 0, 0]])
+    cid, conf = fill_unseen_by_gaussians(verts, np.array([4, -1, -1]), np.array([0.5, 0.0, 0.0]),
+                                         np.array([[1.1, 0, 0], [0.0, 0, 0]]), np.array([6, 8]), k=1, max_dist=1.0)
+    assert cid.tolist() == [4, 6, -1] and np.allclose(conf, [0.5, 1.0, 0.0])
