@@ -206,6 +206,11 @@ def describe_error(code: str, message: str, field_name: str | None = None) -> st
     return prefix or msg or code
 
 
+def unreachable_text(endpoint_: str, timeout_s: float, curve: bool = False) -> str:
+    return (f"No answer from {endpoint_} within {timeout_s:g} s: is the AlignGS server running there"
+            f"{' and is this client key authorised' if curve else ''}?")
+
+
 # ---------------------------------------------------------------------------------------------------- keys
 
 @dataclass
@@ -588,9 +593,7 @@ class Connection:
             return
         for s in expired:
             p = self._pending.pop(s)
-            self._post(Error("unreachable",
-                             f"No answer from {self.endpoint} within {self.timeout_s:.0f} s: is the AlignGS server "
-                             f"running there{' and is this client key authorised' if self.keys else ''}?",
+            self._post(Error("unreachable", unreachable_text(self.endpoint, self.timeout_s, self.keys is not None),
                              job=p.job, re=s))
         if self._connected:
             self._connected = False
@@ -807,11 +810,13 @@ class Client:
 
     def _wait(self, seq: int, want: tuple, timeout_s: float | None = None,
               on_event: Callable[[Any], None] | None = None):
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        # a little grace so that the connection's own (more specific) timeout error arrives first
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s + 1.0
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if left == 0.0:
-                raise ClientError(Error("unreachable", f"no answer from {self.conn.endpoint} in {timeout_s:.0f} s"))
+                raise ClientError(Error("unreachable", unreachable_text(self.conn.endpoint, timeout_s,
+                                                                        self.conn.keys is not None)))
             try:
                 msg = self.conn.events.get(timeout=0.5 if left is None else min(left, 0.5))
             except queue.Empty:

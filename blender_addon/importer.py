@@ -80,6 +80,7 @@ class ImportResult:
 class _Pending:
     obj: object
     where: str  # "root", "cameras" or "class:<index>"
+    name: str  # intended name (restored at link time, once a replaced import is gone)
 
 
 def _set_attr(data, name: str, kind: str, prop: str, values: np.ndarray, domain: str = "POINT"):
@@ -230,12 +231,26 @@ class SceneImport:
         self.build_s += time.perf_counter() - t0
         return not self._units
 
-    def finish(self) -> ImportResult:
-        """Build whatever is left, then create the collection tree and link every object (one go)."""
+    def finish(self, replace=None) -> ImportResult:
+        """Build whatever is left, then create the collection tree and link every object (one go).
+
+        ``replace``: a previous import's root collection, removed (with its objects) just before linking, so the
+        new collections and objects get the plain names.
+        """
         if self._finished:
             raise RuntimeError("SceneImport.finish() called twice")
         self.step(float("inf"))
         t0 = time.perf_counter()
+        if replace is not None:
+            try:
+                remove_import(replace)
+            except ReferenceError:
+                pass
+            for p in self._pending:
+                if p.obj.name != p.name:
+                    p.obj.name = p.name
+                    if p.obj.data is not None and p.obj.data.users == 1:
+                        p.obj.data.name = p.name
         name = self.options.collection_name or f"{ROOT_PREFIX}{self.scene_name}"
         root = bpy.data.collections.new(name)
         root[ROOT_TAG] = self.scene_name
@@ -274,6 +289,7 @@ class SceneImport:
     def _new_object(self, name: str, data, where: str, *, class_id: int | None = None, instance: int | None = None,
                     color: tuple | None = None):
         obj = bpy.data.objects.new(name, data)
+        self._pending.append(_Pending(obj, where, name))
         if class_id is not None:
             obj["aligngs_class_id"] = class_id
         if instance is not None:
@@ -281,7 +297,6 @@ class SceneImport:
         if color is not None:
             lin = geo.srgb8_to_linear_rgba(np.asarray([color], np.uint8))
             obj.color = tuple(float(x) for x in lin)
-        self._pending.append(_Pending(obj, where))
         return obj
 
     def _build_mesh(self, name: str, d: dict, where: str, **tags):
@@ -373,21 +388,26 @@ class SceneImport:
             self._build_points(label_name(lab) + " · points", sub, where, instance=lab, **tags)
 
 
-def import_parts(scene, manifest: dict, parts, options: ImportOptions | None = None) -> ImportResult:
-    """Blocking import of ``parts`` (objects with name, kind, arrays, meta) into ``scene``."""
+def import_parts(scene, manifest: dict, parts, options: ImportOptions | None = None, *,
+                 replace=None) -> ImportResult:
+    """Blocking import of ``parts`` (objects with name, kind, arrays, meta) into ``scene``.
+
+    Every part is validated before anything is built; ``replace`` (a previous import's root collection) is removed
+    only once the new result is known to be readable.
+    """
     imp = SceneImport(scene, manifest, options)
     try:
         imp.add_parts(parts)
-        return imp.finish()
+        return imp.finish(replace=replace)
     except Exception:
         imp.abort()
         raise
 
 
-def import_result_folder(scene, result_dir, options: ImportOptions | None = None) -> ImportResult:
+def import_result_folder(scene, result_dir, options: ImportOptions | None = None, *, replace=None) -> ImportResult:
     """Read a result folder (manifest.json + .npy, ``allow_pickle=False``) and import it."""
     manifest, parts = read_result_folder(result_dir)
-    return import_parts(scene, manifest, parts, options)
+    return import_parts(scene, manifest, parts, options, replace=replace)
 
 
 def _remove_object(obj) -> None:

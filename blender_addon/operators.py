@@ -1,5 +1,4 @@
 """Operators: thin wrappers around ``session`` functions (operators cannot be instantiated in tests)."""
-from __future__ import annotations
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty

@@ -1,5 +1,4 @@
 """Properties: add-on preferences (server, CURVE keys) and per-scene settings/results (saved in the .blend)."""
-from __future__ import annotations
 
 import bpy
 from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProperty, FloatVectorProperty,

@@ -20,7 +20,7 @@ import bpy
 
 from . import classes, client
 from .address import AddressError, normalize_address, online_block_reason
-from .importer import ImportOptions, SceneImport, import_parts, import_result_folder, remove_import
+from .importer import ImportOptions, SceneImport, import_parts, import_result_folder
 from .inputs import ImageCountCache, InputError, scan_folder
 from .jobstore import JobEntry, JobStore
 from .resultfmt import ResultFormatError
@@ -273,10 +273,10 @@ def reimport(session: Session, scene, prefs) -> str:
 def import_folder(session: Session, scene, folder: str):
     """Blocking import of a result folder into ``scene`` (replacing its previous import)."""
     try:
-        res = import_result_folder(scene, folder)
+        res = import_result_folder(scene, folder, replace=_previous_root(scene))
     except (FileNotFoundError, ResultFormatError, ValueError) as e:
         raise UserError(f"Cannot import {folder}: {e}") from None
-    _replace_root(scene, res)
+    classes.fill_class_list(scene, res)
     scene.aligngs.result_dir = folder
     session.last_import = res
     return res
@@ -304,10 +304,10 @@ def reconstruct_blocking(scene, prefs, *, timeout_s: float | None = None, on_pro
     except client.JobCancelled as e:
         raise UserError(str(e)) from None
     try:
-        imp = import_parts(scene, res.manifest, res.parts)
+        imp = import_parts(scene, res.manifest, res.parts, replace=_previous_root(scene))
     except ResultFormatError as e:
         raise UserError(f"The server's result cannot be imported: {e}") from None
-    _replace_root(scene, imp)
+    classes.fill_class_list(scene, imp)
     s.job_state = "done"
     return imp
 
@@ -508,15 +508,15 @@ def _drop_importer(session: Session) -> None:
     session.done = None
 
 
-def _replace_root(scene, result) -> None:
-    """Make ``result`` the scene's import: remove the previous one, fill the class list."""
+def _previous_root(scene):
+    """The scene's current import (replaced by the next one), if it is still there."""
     old = scene.aligngs.root
-    if old is not None and old != result.collection:
-        try:
-            remove_import(old)
-        except ReferenceError:
-            pass
-    classes.fill_class_list(scene, result)
+    if old is None:
+        return None
+    try:
+        return old if old.name in bpy.data.collections else None
+    except ReferenceError:
+        return None
 
 
 def _finish_import(session: Session) -> None:
@@ -528,8 +528,8 @@ def _finish_import(session: Session) -> None:
         imp.abort()
         _fail(session, f"the scene {j.scene!r} no longer exists; use Re-import")
         return
-    result = imp.finish()
-    _replace_root(scene, result)
+    result = imp.finish(replace=_previous_root(scene))
+    classes.fill_class_list(scene, result)
     session.last_import = result
     j.phase, j.stage_text = "done", "Done"
     _set_scene_state(session, "done")

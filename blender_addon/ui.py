@@ -98,7 +98,7 @@ class AGS_PT_input(_Base, bpy.types.Panel):
 
         j = s.job
         if j.phase in sess.ACTIVE_PHASES:
-            self._draw_running(layout, j)
+            _draw_running(layout, j)
         else:
             reason = sess.reconstruct_block_reason(s, preferences(context), st)
             col = layout.column()
@@ -118,25 +118,26 @@ class AGS_PT_input(_Base, bpy.types.Panel):
             elif j.phase == "cancelled":
                 layout.label(text="Cancelled", icon="CANCEL")
 
-    @staticmethod
-    def _draw_running(layout, j):
-        col = layout.column(align=True)
-        if j.phase == "receiving" and j.total:
-            factor, text = j.received / max(1, j.total), f"{j.stage_text} {j.received / 2**20:.0f}/{j.total / 2**20:.0f} MiB"
-        else:
-            factor, text = j.overall, j.stage_text or j.phase.capitalize()
-        if j.phase == "queued" and j.position is not None:
-            text = f"Queued (position {j.position + 1})"
-        if hasattr(col, "progress"):
-            col.progress(factor=float(factor), type="BAR", text=text)
-        else:
-            col.label(text=f"{text} ({100 * factor:.0f}%)")
-        eta = format_eta(j.eta_s) if j.phase == "running" else ""
-        if eta:
-            col.label(text=eta, icon="TIME")
-        elif j.phase in ("running", "queued"):
-            col.label(text=f"{time.time() - j.started:.0f} s elapsed", icon="TIME")
-        layout.operator("aligngs.cancel", icon="CANCEL")
+
+def _draw_running(layout, j):
+    col = layout.column(align=True)
+    if j.phase == "receiving" and j.total:
+        factor = j.received / max(1, j.total)
+        text = f"{j.stage_text} {j.received / 2**20:.0f}/{j.total / 2**20:.0f} MiB"
+    else:
+        factor, text = j.overall, j.stage_text or j.phase.capitalize()
+    if j.phase == "queued" and j.position is not None:
+        text = f"Queued (position {j.position + 1})"
+    if hasattr(col, "progress"):
+        col.progress(factor=float(factor), type="BAR", text=text)
+    else:
+        col.label(text=f"{text} ({100 * factor:.0f}%)")
+    eta = format_eta(j.eta_s) if j.phase == "running" else ""
+    if eta:
+        col.label(text=eta, icon="TIME")
+    elif j.phase in ("running", "queued"):
+        col.label(text=f"{time.time() - j.started:.0f} s elapsed", icon="TIME")
+    layout.operator("aligngs.cancel", icon="CANCEL")
 
 
 class AGS_PT_advanced(_Base, bpy.types.Panel):
@@ -228,21 +229,21 @@ class AGS_PT_jobs(_Base, bpy.types.Panel):
         for rec in s.server_jobs[::-1][:20]:
             job = rec.get("job", "")
             shown.add(job)
-            self._row(layout, job, rec.get("name") or local.get(job, None) and local[job].name or "job",
-                      rec.get("state", "?"), job in local)
+            name = rec.get("name") or (local[job].name if job in local else "") or "job"
+            _job_row(layout, job, name, rec.get("state", "?"), job in local)
         for job, e in list(local.items())[:20]:
             if job not in shown:
-                self._row(layout, job, e.name or "job", e.state or "?", True)
+                _job_row(layout, job, e.name or "job", e.state or "?", True)
 
-    @staticmethod
-    def _row(layout, job, name, state, local):
-        row = layout.row(align=True)
-        row.label(text=f"{name} · {state}", icon="CHECKMARK" if state == "done" else
-                  "ERROR" if state in ("failed", "interrupted") else "SORTTIME")
-        op = row.operator("aligngs.attach_job", text="", icon="LINKED")
-        op.job = job
-        if local:
-            row.operator("aligngs.forget_job", text="", icon="X").job = job
+
+def _job_row(layout, job, name, state, local):
+    row = layout.row(align=True)
+    icon = "CHECKMARK" if state == "done" else "ERROR" if state in ("failed", "interrupted") else "SORTTIME"
+    row.label(text=f"{name} · {state}", icon=icon)
+    op = row.operator("aligngs.attach_job", text="", icon="LINKED")
+    op.job = job
+    if local:
+        row.operator("aligngs.forget_job", text="", icon="X").job = job
 
 
 CLASSES = (AGS_UL_classes, AGS_PT_main, AGS_PT_input, AGS_PT_advanced, AGS_PT_results, AGS_PT_jobs)

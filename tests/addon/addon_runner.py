@@ -33,7 +33,7 @@ def run(input_path, out_dir, config, *, progress=None, should_cancel=None) -> di
     if ctl.get("fail") == "bad_input":
         from aligngs.data.errors import DataError
 
-        raise DataError(f"{images[0].name if images else input_path}: not a usable image (test)")
+        raise DataError(images[0] if images else input_path, "not a usable image (test)")
     steps, step_s = int(ctl.get("steps", 4)), float(ctl.get("step_s", 0.01))
     for i in range(steps):
         check_cancel(should_cancel)

@@ -100,7 +100,6 @@ errs = []
 dg = bpy.context.evaluated_depsgraph_get()
 cams = sorted((o for o in res.collection.children["Cameras"].objects), key=lambda o: o.name)
 facts["camera_names"] = [o.name for o in cams]
-from mathutils import Vector  # noqa: E402
 
 geo = sub("geometry")
 R = geo.rotation_to_z(up)
@@ -171,8 +170,6 @@ for label, folder in (("missing", tmp + "/nope"), ("empty", tempfile.mkdtemp()))
         errors[label] = None
     except session.UserError as e:
         errors[label] = str(e)
-import json as _json  # noqa: E402
-import os  # noqa: E402
 
 bad = tempfile.mkdtemp()
 write_parts(bad, [ResultPart("mesh", "mesh", {"vertices": np.zeros((3, 3), np.float32),
