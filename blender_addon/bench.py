@@ -1,10 +1,13 @@
 """Import benchmark and synthetic results (not shipped in the extension zip).
 
     .venv-blender/bin/python -m blender_addon.bench [--points 1000000] [--tris 200000] [--classes 10] [--json PATH]
+    .venv-blender/bin/python -m blender_addon.bench --stream [...]
 
-Times the add-on's import of an in-memory result (every array already received, as after the last byte off the
-wire) until every object is linked into the scene: a point cloud, a triangle mesh, per-class parts split into
-instances, and cameras. Prints the figures; ``--json`` writes {import_s, n_points, n_faces, n_classes, ...}.
+Default: times the add-on's import of an in-memory result (every array already received, nothing built yet) until
+every object is linked into the scene: a point cloud, a triangle mesh, per-class parts split into instances, and
+cameras (median of --repeats). ``--stream``: the real path over a backend.serve, from the last result byte to
+every object in the scene (see ``run_stream``). Prints the figures; ``--json`` writes {import_s, n_points, n_faces,
+n_classes, ...}.
 """
 from __future__ import annotations
 
@@ -145,16 +148,89 @@ def run(n_points: int, n_tris: int, n_classes: int, repeats: int = 3) -> dict:
     }
 
 
+def run_stream(n_points: int, n_tris: int, n_classes: int, timeout: float = 600.0) -> dict:
+    """The add-on's own path over the wire: a real backend.serve (repo .venv) whose job writes the synthetic
+    result, the client thread, and ``session.tick`` pumped like Blender's timer (50 ms budget per tick).
+    ``import_s`` is from the moment the final ``done`` message is dequeued (every result byte has arrived) to
+    every object linked; parts are built while the stream is still arriving, as in Blender."""
+    import types
+    from pathlib import Path
+
+    import bpy
+
+    repo = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo / "tests" / "addon"))
+    from helpers import BackendServer, make_image_folder  # the test suite's server launcher
+
+    from . import client, props, session as sess
+
+    props.register()
+    tmp = Path(tempfile.mkdtemp(prefix="aligngs-bench-"))
+    srv = BackendServer(tmp / "jobs", runner=str(repo / "tests" / "addon" / "addon_runner.py") + ":run")
+    try:
+        folder = make_image_folder(tmp / "imgs", 8, {"points": n_points, "tris": n_tris, "classes": n_classes,
+                                                     "steps": 2, "step_s": 0.01})
+        scene = bpy.context.scene
+        scene.aligngs.image_dir = str(folder)
+        scene.aligngs.preset = "fast"
+        prefs = types.SimpleNamespace(address=srv.address, timeout_s=30.0, use_curve=False)
+        s = sess.Session()
+        bpy.app.timers.register = lambda fn, **kw: None  # pumped by hand below (timers never fire headless)
+        t_submit = time.perf_counter()
+        sess.start_reconstruction(s, scene, prefs)
+        t_done = None
+        ticks, max_tick = 0, 0.0
+        real_get = None
+        while s.job.phase not in ("done", "failed", "cancelled"):
+            if time.perf_counter() - t_submit > timeout:
+                raise TimeoutError("stream benchmark timed out")
+            if t_done is None and s.conn is not None and real_get is None:
+                real_get = s.conn.events.get_nowait
+
+                def get_nowait(_get=real_get):
+                    nonlocal t_done
+                    msg = _get()
+                    if isinstance(msg, client.Done):
+                        t_done = time.perf_counter()
+                    return msg
+
+                s.conn.events.get_nowait = get_nowait
+            t0 = time.perf_counter()
+            sess.tick(s)
+            dt = time.perf_counter() - t0
+            ticks += 1
+            max_tick = max(max_tick, dt)
+            if s.importer is None or not s.importer.pending_units:
+                time.sleep(0.005)
+        t_end = time.perf_counter()
+        if s.job.phase != "done":
+            raise RuntimeError(f"job ended {s.job.phase}: {s.job.error}")
+        res = s.last_import
+        s.close()
+        return {
+            "import_s": t_end - t_done, "total_s": t_end - t_submit, "ticks": ticks, "max_tick_s": max_tick,
+            "n_points": res.n_points, "n_faces": res.n_faces, "n_classes": len(res.classes),
+            "n_objects": len(res.objects), "mode": "stream", "blender": bpy.app.version_string,
+        }
+    finally:
+        srv.stop()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description="AlignGS add-on import benchmark")
     ap.add_argument("--points", type=int, default=1_000_000)
     ap.add_argument("--tris", type=int, default=200_000)
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--stream", action="store_true",
+                    help="measure over a real backend.serve (needs the repo's .venv) instead of in memory")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="aligngs-bench-"))
-    out = run(args.points, args.tris, args.classes, args.repeats)
+    if args.stream:
+        out = run_stream(args.points, args.tris, args.classes)
+    else:
+        out = run(args.points, args.tris, args.classes, args.repeats)
     print(json.dumps(out, indent=1))
     if args.json:
         with open(args.json, "w") as fh:
