@@ -6,7 +6,7 @@ Per (tile, Gaussian) pair the log-alpha over the tile's pixels is a quadratic in
     log(opacity * exp(-sigma)) = k0 + k1 u + k2 v + k3 u^2 + k4 u v + k5 v^2,
 
 so one chunk of tiles evaluates all its alphas as a single matmul of the [B, G, 6] pair
-coefficients with a fixed [P, 6] pixel basis. Compositing follows gsplat 1.5.3's kernel exactly:
+coefficients with a fixed [P, 6] pixel basis. Compositing follows gsplat 1.5.3's kernel:
 ``alpha = min(0.999, opacity * exp(-sigma))``, pairs with ``alpha < 1/255`` are skipped, a
 Gaussian whose inclusion would drop the transmittance to ``<= 1e-4`` ends the pixel (exclusive),
 ``colour = sum_i c_i alpha_i T_i + T_final * background``, ``alpha_out = 1 - T_final``.
@@ -15,29 +15,38 @@ The backward recomputes each chunk's alphas (memory stays bounded by the chunk s
 standard 3DGS gradient
 
     dL/dalpha_i = T_i (c_i . g) - (sum_{j>i} w_j (c_j . g) + T_final (bg . g - g_alpha)) / (1 - alpha_i).
+
+Speed notes (2-core x86, float32): chunks are cache-sized and sorted by Gaussian count (little
+padding); every exp() input is clamped to >= -30 because exp() of inputs below ~-87 (results in
+the denormal range or 0) is ~100x slower in torch's vectorised kernel, with or without
+flush-to-zero; chunks run on a small pool of Python threads whose torch ops are single-threaded,
+which avoids OpenMP barrier stalls when the cores are shared with other processes.
 """
 
 from __future__ import annotations
 
+import collections
 import math
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ._projection import ALPHA_THRESHOLD
-from ._tiles import TilePlan
+from ._tiles import Chunk, TilePlan
 
 MAX_ALPHA = 0.999
+LOG_MAX_ALPHA = math.log(MAX_ALPHA)
 T_EPS = 1e-4
 LOG_T_EPS = math.log(T_EPS)
-# exp() of inputs below ~-87 produces float32 denormals, which are ~100x slower on x86 (and
-# set_flush_denormal does not cover torch's vectorised exp). Anything below log(1/255) ~ -5.5 is
-# discarded anyway, so the log-alphas and log-transmittances are clamped here first.
-LOG_FLOOR = -30.0
-PAD_LOGIT = -1.0e4
+LOG_FLOOR = -30.0  # exp(-30) ~ 1e-13: far below the 1/255 cut-off, far above denormals
+PAD_LOGIT = LOG_FLOOR
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 def _denormals_flushed() -> bool:
@@ -48,15 +57,69 @@ def _denormals_flushed() -> bool:
 @contextmanager
 def flush_denormal() -> Iterator[None]:
     """Enable flush-to-zero / denormals-are-zero for the current thread, restoring it after."""
-    was = _denormals_flushed()
     changed = False
-    if not was:
+    if not _denormals_flushed():
         changed = torch.set_flush_denormal(True)
     try:
         yield
     finally:
         if changed:
             torch.set_flush_denormal(False)
+
+
+@contextmanager
+def single_threaded_torch() -> Iterator[int]:
+    """Run torch ops of this thread single-threaded (restored after); yields the old count."""
+    n = torch.get_num_threads()
+    if n != 1:
+        torch.set_num_threads(1)
+    try:
+        yield n
+    finally:
+        if n != 1:
+            torch.set_num_threads(n)
+
+
+def _worker_init() -> None:
+    # Pool threads die with the pool, so their per-thread settings leave nothing behind.
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+
+
+def _call_no_grad(fn: Callable[[_T], _R], x: _T) -> _R:
+    with torch.no_grad():  # grad mode is thread-local; pool threads start with it enabled
+        return fn(x)
+
+
+def map_ordered(fn: Callable[[_T], _R], items: List[_T], workers: int) -> Iterator[_R]:
+    """``map(fn, items)`` computed by ``workers`` threads, yielded in order, a bounded window ahead.
+
+    Must be called inside ``single_threaded_torch()``: torch's global thread count is restored
+    to the caller's value when the pool is done.
+    """
+    if workers <= 1 or len(items) <= 1:
+        for it in items:
+            yield fn(it)
+        return
+    outer = torch.get_num_threads()
+    window = 2 * workers
+    try:
+        with ThreadPoolExecutor(max_workers=workers, initializer=_worker_init) as pool:
+            pending: collections.deque = collections.deque()
+            it = iter(items)
+            for x in it:
+                pending.append(pool.submit(_call_no_grad, fn, x))
+                if len(pending) >= window:
+                    break
+            while pending:
+                res = pending.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(_call_no_grad, fn, nxt))
+                yield res
+    finally:
+        # torch.set_num_threads in the workers also set the process-wide default for new threads
+        torch.set_num_threads(outer)
 
 
 def pixel_basis(tile_size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -85,9 +148,9 @@ def pair_coefficients(
     dtype = means2d.dtype
     xc = (local % plan.tile_width).to(dtype) * ts + 0.5 * ts
     yc = torch.div(local, plan.tile_width, rounding_mode="floor").to(dtype) * ts + 0.5 * ts
-    m = means2d.reshape(-1, 2)[ids]
-    cn = conics.reshape(-1, 3)[ids]
-    o = opacities.reshape(-1)[ids]
+    m = means2d.reshape(-1, 2).index_select(0, ids)
+    cn = conics.reshape(-1, 3).index_select(0, ids)
+    o = opacities.reshape(-1).index_select(0, ids)
     dx = m[:, 0] - xc
     dy = m[:, 1] - yc
     a, b, c = cn.unbind(-1)
@@ -100,27 +163,81 @@ def pair_coefficients(
     return torch.cat([k, pad], dim=0)
 
 
-def _chunk_alphas(K: Tensor, basis: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Alphas and transmittances of one chunk.
+def _alpha_cut(dtype: torch.dtype) -> float:
+    """Largest value below 1/255 in ``dtype``: ``threshold(x, cut)`` keeps exactly x >= 1/255."""
+    t = torch.tensor(ALPHA_THRESHOLD, dtype=dtype)
+    return float(torch.nextafter(t, torch.zeros_like(t)))
 
-    Returns a [B, P, G] (0 where skipped), log(1 - a), the inclusive cumulative log-transmittance
-    and the boolean mask of pairs that are composited (before the 1e-4 termination).
+
+class _ChunkMath:
+    """The per-chunk kernels; shared read-only state for the worker threads.
+
+    Bool masks are avoided on purpose: masked_fill/where/comparisons into bool tensors are ~20x
+    slower than float elementwise ops here, so masks are float (comparison with a float ``out``)
+    or folded into ``threshold``.
     """
-    a = torch.matmul(basis, K.transpose(1, 2))  # [B, P, G]
-    a.clamp_(min=LOG_FLOOR).exp_()
-    keep = a >= ALPHA_THRESHOLD
-    a.clamp_(max=MAX_ALPHA).mul_(keep)
-    log1m = torch.log1p(a.neg())
-    cs = torch.cumsum(log1m, dim=-1)
-    incl = cs > LOG_T_EPS
-    return a, log1m, cs, incl
 
+    def __init__(self, coeffs: Tensor, colors: Tensor, basis: Tensor):
+        self.coeffs = coeffs
+        self.colors = colors
+        self.basis = basis
+        self.cut = _alpha_cut(coeffs.dtype)
+        self.D = colors.shape[-1]
 
-def _weights(a: Tensor, log1m: Tensor, cs: Tensor, incl: Tensor) -> Tuple[Tensor, Tensor]:
-    t_excl = (cs - log1m).clamp_(min=LOG_FLOOR).exp_()
-    w = t_excl * a
-    w.mul_(incl)
-    return w, t_excl
+    def gather(self, ch: Chunk) -> Tuple[Tensor, Tensor]:
+        B, G = ch.pair_idx.shape
+        K = self.coeffs.index_select(0, ch.pair_idx.reshape(-1)).view(B, G, 6)
+        col = self.colors.index_select(0, ch.color_idx.reshape(-1)).view(B, G, self.D)
+        return K, col
+
+    def _raw_alphas(self, K: Tensor) -> Tuple[Tensor, Tensor]:
+        """Clamped log-alphas [B, P, G] and alphas with the < 1/255 ones set to 0."""
+        logit = torch.matmul(self.basis, K.transpose(1, 2))  # [B, P, G]
+        logit.clamp_(min=LOG_FLOOR, max=LOG_MAX_ALPHA)
+        a = torch.exp(logit)
+        F.threshold(a, self.cut, 0.0, inplace=True)
+        return logit, a
+
+    def forward(self, ch: Chunk) -> Tuple[Tensor, Tensor]:
+        K, col = self.gather(ch)
+        logit, a = self._raw_alphas(K)
+        log1m = torch.rsub(a, 1.0).log_()  # log(1 - a)
+        cs = torch.cumsum(log1m, dim=-1)
+        # terminated pairs (T after them <= 1e-4): their exclusive log-T becomes <= -60 + 6.9,
+        # i.e. weights < 1e-23 instead of an exact 0 (no bool mask needed)
+        F.threshold(cs, LOG_T_EPS, -60.0, inplace=True)
+        w = cs.sub_(log1m).exp_().mul_(a)  # T_excl * alpha
+        out = torch.bmm(w, col)  # [B, P, D]
+        tf = w.sum(-1).neg_().add_(1.0)  # T_final = 1 - sum of weights
+        return out, tf
+
+    def backward(
+        self, ch: Chunk, g: Tensor, rest: Optional[Tensor], need_k: bool, need_col: bool
+    ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        """g: [C*T, P, D] upstream grads of the tiles; rest: [C*T, P] T_final (bg . g - g_alpha)."""
+        K, col = self.gather(ch)
+        logit, a = self._raw_alphas(K)
+        live = torch.lt(logit, LOG_MAX_ALPHA, out=logit) if need_k else None  # float: not clamped
+        one_m = torch.rsub(a, 1.0)
+        log1m = torch.log(one_m)
+        cs = torch.cumsum(log1m, dim=-1)
+        incl = torch.gt(cs, LOG_T_EPS, out=torch.empty_like(cs))  # float 0/1: composited
+        a.mul_(incl)
+        t_excl = cs.sub_(log1m).clamp_(min=LOG_FLOOR).exp_()
+        w = t_excl * a
+        gc = g.index_select(0, ch.tile_ids)  # [B, P, D]
+        d_col = torch.bmm(w.transpose(1, 2), gc) if need_col else None  # [B, G, D]
+        dK = None
+        if need_k:
+            cg = torch.bmm(gc, col.transpose(1, 2))  # [B, P, G]
+            s = torch.cumsum(w.mul_(cg), dim=-1)
+            total = s[..., -1:] + rest.index_select(0, ch.tile_ids)[..., None]
+            suffix = torch.sub(total, s, out=s)  # sum_{j>i} w_j c_j.g + T_f (bg.g - g_alpha)
+            suffix.div_(one_m)
+            # dL/dlogit = alpha * dL/dalpha where alpha = exp(logit) was not clamped at 0.999
+            d_logit = t_excl.mul_(cg).sub_(suffix).mul_(a).mul_(live)
+            dK = torch.matmul(d_logit.transpose(1, 2), self.basis)  # [B, G, 6]
+        return dK, d_col
 
 
 def tiles_to_image(x: Tensor, plan: TilePlan) -> Tensor:
@@ -151,27 +268,26 @@ class _CompositeTiles(torch.autograd.Function):
         backgrounds: Optional[Tensor],  # [C, D] or None
         plan: TilePlan,
         basis: Tensor,  # [P, 6]
+        workers: int,
     ) -> Tuple[Tensor, Tensor]:
         C, T = plan.n_cameras, plan.tiles_per_image
         P = basis.shape[0]
         D = colors.shape[-1]
-        with flush_denormal():
-            out = colors.new_zeros(C * T, P, D)
-            log_tf = colors.new_zeros(C * T, P)
-            for ch in plan.chunks:
-                K = coeffs[ch.pair_idx]
-                col = colors[ch.color_idx]
-                a, log1m, cs, incl = _chunk_alphas(K, basis)
-                w, _ = _weights(a, log1m, cs, incl)
-                out[ch.tile_ids] = torch.bmm(w, col)
-                log_tf[ch.tile_ids] = (log1m.mul_(incl)).sum(-1)
-            tf = log_tf.exp()
+        coeffs_d, colors_d = coeffs.detach(), colors.detach()
+        km = _ChunkMath(coeffs_d, colors_d, basis)
+        with flush_denormal(), single_threaded_torch():
+            out = colors_d.new_zeros(C * T, P, D)
+            tf = colors_d.new_ones(C * T, P)
+            for ch, (o, t) in zip(plan.chunks, map_ordered(km.forward, plan.chunks, workers)):
+                out.index_copy_(0, ch.tile_ids, o)
+                tf.index_copy_(0, ch.tile_ids, t)
             if backgrounds is not None:
-                bg_tiles = backgrounds.repeat_interleave(T, dim=0)  # [C*T, D]
+                bg_tiles = backgrounds.detach().repeat_interleave(T, dim=0)  # [C*T, D]
                 out.addcmul_(tf[..., None], bg_tiles[:, None, :])
             render = tiles_to_image(out, plan)
             alpha = tiles_to_image((1.0 - tf)[..., None], plan)
         ctx.plan = plan
+        ctx.workers = workers
         ctx.has_bg = backgrounds is not None
         ctx.save_for_backward(coeffs, colors, backgrounds if backgrounds is not None else coeffs, tf, basis)
         return render, alpha
@@ -188,10 +304,11 @@ class _CompositeTiles(torch.autograd.Function):
         d_coeffs = torch.zeros_like(coeffs) if need_k else None
         d_colors = torch.zeros_like(colors) if need_col else None
         d_bg = None
-        with flush_denormal():
+        with flush_denormal(), single_threaded_torch():
             g = image_to_tiles(g_render.contiguous(), plan)  # [C*T, P, D]
             if need_bg:
                 d_bg = (g * tf[..., None]).reshape(C, T * g.shape[1], -1).sum(1)
+            rest = None
             if need_k:
                 ga = image_to_tiles(g_alpha.contiguous(), plan)[..., 0]  # [C*T, P]
                 rest = -ga
@@ -200,28 +317,18 @@ class _CompositeTiles(torch.autograd.Function):
                     rest = rest + (g * bg_tiles[:, None, :]).sum(-1)
                 rest = rest * tf  # T_final * (bg . g - g_alpha), [C*T, P]
             if need_k or need_col:
-                for ch in plan.chunks:
-                    K = coeffs[ch.pair_idx]
-                    a, log1m, cs, incl = _chunk_alphas(K, basis)
-                    w, t_excl = _weights(a, log1m, cs, incl)
-                    gc = g[ch.tile_ids]  # [B, P, D]
-                    if need_col:
-                        d_col = torch.bmm(w.transpose(1, 2), gc)  # [B, G, D]
+                km = _ChunkMath(coeffs, colors, basis)
+
+                def work(ch: Chunk):
+                    return km.backward(ch, g, rest, need_k, need_col)
+
+                for ch, (dK, d_col) in zip(plan.chunks, map_ordered(work, plan.chunks, ctx.workers)):
+                    if dK is not None:
+                        # each real pair belongs to exactly one tile; padding rows get zeros
+                        d_coeffs.index_copy_(0, ch.pair_idx.reshape(-1), dK.reshape(-1, 6))
+                    if d_col is not None:
                         d_colors.index_add_(0, ch.color_idx.reshape(-1), d_col.reshape(-1, d_col.shape[-1]))
-                    if need_k:
-                        col = colors[ch.color_idx]
-                        cg = torch.bmm(gc, col.transpose(1, 2))  # [B, P, G]
-                        s = torch.cumsum(w.mul_(cg), dim=-1)
-                        suffix = s[..., -1:] - s
-                        suffix.add_(rest[ch.tile_ids][..., None])
-                        # dL/dalpha, then through alpha = exp(logit) where not clamped/skipped
-                        one_minus_a = log1m.exp_()
-                        d_a = t_excl.mul_(cg).sub_(suffix.div_(one_minus_a))
-                        live = incl & (a < MAX_ALPHA)
-                        d_logit = d_a.mul_(a).mul_(live)
-                        dK = torch.matmul(d_logit.transpose(1, 2), basis)  # [B, G, 6]
-                        d_coeffs.index_add_(0, ch.pair_idx.reshape(-1), dK.reshape(-1, 6))
-        return d_coeffs, d_colors, d_bg, None, None
+        return d_coeffs, d_colors, d_bg, None, None, None
 
 
 def composite(
@@ -230,6 +337,7 @@ def composite(
     backgrounds: Optional[Tensor],
     plan: TilePlan,
     basis: Tensor,
+    workers: int = 2,
 ) -> Tuple[Tensor, Tensor]:
     """Returns renders [C, H, W, D] and alphas [C, H, W, 1]."""
-    return _CompositeTiles.apply(coeffs, colors, backgrounds, plan, basis)
+    return _CompositeTiles.apply(coeffs, colors, backgrounds, plan, basis, workers)

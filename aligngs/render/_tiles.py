@@ -69,40 +69,39 @@ def plan_tiles(
     T = tw * th
     P = tile_size * tile_size
 
-    m = means2d.detach().reshape(C * N, 2).float()
-    r = radii.reshape(C * N, 2).float()
     visible = (radii > 0).all(dim=-1).reshape(C * N)
     vid = torch.nonzero(visible).squeeze(1)  # flat ids of visible Gaussians
-    mv = m[vid] / tile_size
-    rv = r[vid] / tile_size
-    x0 = torch.floor(mv[:, 0] - rv[:, 0]).clamp(0, tw).long()
-    x1 = torch.ceil(mv[:, 0] + rv[:, 0]).clamp(0, tw).long()
-    y0 = torch.floor(mv[:, 1] - rv[:, 1]).clamp(0, th).long()
-    y1 = torch.ceil(mv[:, 1] + rv[:, 1]).clamp(0, th).long()
-    nx = x1 - x0
-    ny = y1 - y0
-    count = nx * ny
+    # front to back within each camera: sort by depth, then stably by camera
+    dv = depths.detach().reshape(C * N).index_select(0, vid)
+    order = torch.argsort(dv, stable=True)
+    vid = vid.index_select(0, order)
+    if C > 1:
+        vid = vid.index_select(0, torch.argsort(torch.div(vid, N, rounding_mode="floor"), stable=True))
+    cam = torch.div(vid, N, rounding_mode="floor")
+
+    mv = means2d.detach().reshape(C * N, 2).float().index_select(0, vid) / tile_size
+    rv = radii.reshape(C * N, 2).index_select(0, vid).float() / tile_size
+    x0 = torch.floor(mv[:, 0] - rv[:, 0]).clamp_(0, tw)
+    x1 = torch.ceil(mv[:, 0] + rv[:, 0]).clamp_(0, tw)
+    y0 = torch.floor(mv[:, 1] - rv[:, 1]).clamp_(0, th)
+    y1 = torch.ceil(mv[:, 1] + rv[:, 1]).clamp_(0, th)
+    nx = x1 - x0  # small exact integers in float32
+    count = (nx * (y1 - y0)).long()
 
     tiles_per_gauss = torch.zeros(C * N, dtype=torch.int32, device=dev)
     tiles_per_gauss[vid] = count.to(torch.int32)
 
-    # front to back within each camera: sort by depth, then stably by camera
-    dv = depths.detach().reshape(C * N)[vid]
-    order = torch.argsort(dv, stable=True)
-    cam = vid // N
-    order = order[torch.argsort(cam[order], stable=True)]
-    vid, x0, y0, nx, count, cam = vid[order], x0[order], y0[order], nx[order], count[order], cam[order]
-
     M = int(count.sum().item())
     rep = torch.repeat_interleave(torch.arange(vid.shape[0], device=dev), count)
     start = torch.cumsum(count, 0) - count
-    k = torch.arange(M, device=dev) - start[rep]
-    nxr = nx[rep]
-    tx = x0[rep] + k % nxr.clamp(min=1)
-    ty = y0[rep] + torch.div(k, nxr.clamp(min=1), rounding_mode="floor")
-    tile = cam[rep] * T + ty * tw + tx
+    k = (torch.arange(M, device=dev) - start.index_select(0, rep)).float()
+    nxr = nx.clamp(min=1).index_select(0, rep)
+    ky = torch.floor(k / nxr)
+    kx = k - ky * nxr
+    base = cam * T + (y0 * tw + x0).long()  # first tile of each Gaussian's box
+    tile = base.index_select(0, rep) + (ky * tw + kx).long()
     tile, perm = torch.sort(tile, stable=True)
-    pair_flat = vid[rep][perm]
+    pair_flat = vid.index_select(0, rep.index_select(0, perm))
 
     tile_counts = torch.bincount(tile, minlength=C * T)
     tile_starts = torch.cumsum(tile_counts, 0) - tile_counts
@@ -112,26 +111,41 @@ def plan_tiles(
     cnt_sorted, idx_sorted = torch.sort(tile_counts[nonempty], descending=True, stable=True)
     tiles_sorted = nonempty[idx_sorted]
     cnt_list = cnt_sorted.tolist()
-    chunks: List[Chunk] = []
+    bounds: List[tuple] = []  # (first sorted tile, end, padded count)
     i = 0
-    n_tiles = len(cnt_list)
     per_pair = P + n_channels
-    while i < n_tiles:
+    while i < len(cnt_list):
         g = cnt_list[i]
-        b = max(1, chunk_elems // max(1, g * per_pair))
-        j = min(n_tiles, i + b)
-        t_ids = tiles_sorted[i:j]
-        ar = torch.arange(g, device=dev)
-        pidx = tile_starts[t_ids][:, None] + ar[None, :]
-        pad = ar[None, :] >= tile_counts[t_ids][:, None]
-        pidx = torch.where(pad, torch.full_like(pidx, M), pidx)
-        flat = pair_flat[pidx.clamp(max=max(M - 1, 0))]
-        cidx = flat if colors_per_camera else flat % N
-        cidx = torch.where(pad, torch.zeros_like(cidx), cidx)
-        chunks.append(
-            Chunk(tile_ids=t_ids, pair_idx=pidx, color_idx=cidx, cams=t_ids // T, n_gauss=g)
-        )
+        j = min(len(cnt_list), i + max(1, chunk_elems // max(1, g * per_pair)))
+        bounds.append((i, j, g))
         i = j
+    chunks: List[Chunk] = []
+    if bounds:
+        # all chunks' padded index matrices at once, then split into views
+        padded = torch.tensor([g for (i, j, g) in bounds for _ in range(j - i)], device=dev)
+        rep = torch.repeat_interleave(torch.arange(len(cnt_list), device=dev), padded)
+        seg_start = torch.cumsum(padded, 0) - padded
+        local = torch.arange(int(padded.sum()), device=dev) - seg_start.index_select(0, rep)
+        real = local < cnt_sorted.index_select(0, rep)
+        pidx_all = torch.where(
+            real, tile_starts.index_select(0, tiles_sorted).index_select(0, rep) + local, torch.full_like(local, M)
+        )
+        flat = pair_flat.index_select(0, torch.where(real, pidx_all, torch.zeros_like(pidx_all)))
+        cidx_all = flat if colors_per_camera else flat % N
+        cidx_all = torch.where(real, cidx_all, torch.zeros_like(cidx_all))
+        offs = seg_start.tolist() + [int(padded.sum())]
+        for (i, j, g) in bounds:
+            a, b = offs[i], offs[j]
+            t_ids = tiles_sorted[i:j]
+            chunks.append(
+                Chunk(
+                    tile_ids=t_ids,
+                    pair_idx=pidx_all[a:b].view(j - i, g),
+                    color_idx=cidx_all[a:b].view(j - i, g),
+                    cams=torch.div(t_ids, T, rounding_mode="floor"),
+                    n_gauss=g,
+                )
+            )
 
     return TilePlan(
         n_cameras=C,

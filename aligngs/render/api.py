@@ -15,7 +15,7 @@ RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
 CPU_TILE_SIZE = 8
 # Work-array budget of one chunk of tiles, in float32 elements of [tiles, pixels + channels,
 # Gaussians]; sized so that a chunk's handful of temporaries stays in a 2 MiB L2 cache.
-CPU_CHUNK_ELEMS = 1 << 16
+CPU_CHUNK_ELEMS = 1 << 17
 
 
 def rasterization(
@@ -215,7 +215,9 @@ def _rasterization_cpu(
         )
         coeffs = pair_coefficients(proj.means2d, proj.conics, proj.opacities, plan)
         basis = pixel_basis(tile_size, means.dtype, means.device)
-        renders, alphas = composite(coeffs, table, bg, plan, basis)
+        renders, alphas = composite(
+            coeffs, table, bg, plan, basis, workers=max(1, torch.get_num_threads())
+        )
 
         if render_mode in ("ED", "RGB+ED"):
             renders = torch.cat(
