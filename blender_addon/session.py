@@ -20,7 +20,7 @@ import bpy
 
 from . import classes, client
 from .address import AddressError, normalize_address, online_block_reason
-from .importer import ImportOptions, SceneImport, import_parts, import_result_folder
+from .importer import ROOT_PREFIX, ImportOptions, SceneImport, import_parts, import_result_folder
 from .inputs import ImageCountCache, InputError, scan_folder
 from .jobstore import JobEntry, JobStore
 from .resultfmt import ResultFormatError
@@ -75,6 +75,7 @@ class Session:
         self.test_seq: int | None = None
         self.hello_seq: int | None = None
         self.last_import = None  # ImportResult
+        self.last_summary: dict = {}  # the server's summary of the last imported job
         self.image_counts = ImageCountCache()
         self.budget_s = TICK_BUDGET_S
         self.timer_active = False
@@ -232,6 +233,10 @@ def attach_job(session: Session, scene, prefs, job: str, *, fetch: bool = False)
     seq = conn.fetch(job) if fetch else conn.subscribe(job)
     _drop_importer(session)
     s = scene.aligngs
+    if job != s.job_id:
+        entry = session.jobstore.get(job) if session.jobstore is not None else None
+        rec = next((r for r in session.server_jobs if r.get("job") == job), {})
+        s.job_name = rec.get("name") or (entry.name if entry else "")
     s.job_id, s.job_address = job, conn.address
     session.job = JobView(job=job, scene=scene.name, name=s.job_name, phase="receiving" if fetch else "attaching",
                           request_seq=seq, stage_text="Requesting the result…" if fetch else "Re-attaching…")
@@ -304,7 +309,8 @@ def reconstruct_blocking(scene, prefs, *, timeout_s: float | None = None, on_pro
     except client.JobCancelled as e:
         raise UserError(str(e)) from None
     try:
-        imp = import_parts(scene, res.manifest, res.parts, replace=_previous_root(scene))
+        imp = import_parts(scene, res.manifest, res.parts, ImportOptions(collection_name=f"{ROOT_PREFIX}{name}"),
+                           replace=_previous_root(scene))
     except ResultFormatError as e:
         raise UserError(f"The server's result cannot be imported: {e}") from None
     classes.fill_class_list(scene, imp)
@@ -432,7 +438,9 @@ def _handle(session: Session, msg) -> None:
                 return
             _drop_importer(session)
             try:
-                session.importer = SceneImport(scene, msg.manifest, ImportOptions())
+                # name the collection after the job as submitted (a server job's manifest names its input folder)
+                name = f"{ROOT_PREFIX}{j.name}" if j.name else None
+                session.importer = SceneImport(scene, msg.manifest, ImportOptions(collection_name=name))
             except ResultFormatError as e:
                 _fail(session, f"The server's result cannot be imported: {e}")
                 return
@@ -528,6 +536,7 @@ def _finish_import(session: Session) -> None:
         imp.abort()
         _fail(session, f"the scene {j.scene!r} no longer exists; use Re-import")
         return
+    session.last_summary = done.summary if done is not None else {}
     result = imp.finish(replace=_previous_root(scene))
     classes.fill_class_list(scene, result)
     session.last_import = result

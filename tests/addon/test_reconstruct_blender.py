@@ -33,10 +33,11 @@ def test_panels_draw_in_every_state(facts):
 def test_reconstruct_scene_end_to_end(facts):
     r = facts["reconstruct"]
     assert r["op"] == ["FINISHED"] and r["error"] == ""
-    assert r["phases"][0] == "submitting" and r["phases"][-3:] == ["receiving", "importing", "done"]
-    assert "running" in r["phases"]
+    ph = r["phases"]
+    assert ph[0] == "submitting" and ph[-1] == "done"
+    assert ph.index("submitting") < ph.index("running") < ph.index("receiving")  # "importing" may share a tick
     assert [t for t in r["stage_texts"] if t.startswith("Training ")][-1] == "Training 10/10"
-    assert r["root"] == "AlignGS · room" and r["in_scene"]
+    assert r["root"] == "AlignGS · imgs" and r["in_scene"]  # named after the submitted folder
     assert r["n_points"] == 200_000 and r["n_faces"] > 15_000
     assert r["n_cameras"] == r["n_images"] == 5  # one camera per submitted image: the job saw our files
     assert len(r["classes"]) == 6
@@ -51,7 +52,7 @@ def test_reattach_after_reopening_the_blend(facts):
     assert reo["job_id"] == facts["reconstruct"]["job_id"]  # saved in the .blend
     assert reo["phase"] == "idle" and reo["n_classes"] == 6
     assert att["op"] == ["FINISHED"] and att["phase"] == "done" and att["error"] == ""
-    assert att["roots"] == ["Collection", "AlignGS · room"]  # replaced, not duplicated
+    assert att["roots"] == ["Collection", "AlignGS · imgs"]  # replaced, not duplicated
     assert att["datablocks"] == facts["reconstruct"]["datablocks"]  # nothing leaked
     re_ = facts["reimport"]
     assert re_["phase"] == "done" and re_["roots"] == att["roots"] and re_["datablocks"] == att["datablocks"]
@@ -77,7 +78,7 @@ def test_cancel(facts):
 def test_blocking_operator_for_scripts(facts):
     b = facts["blocking"]
     assert b["op"] == ["FINISHED"] and b["job_state"] == "done" and b["n_classes"] == 6
-    assert b["roots"] == ["Collection", "AlignGS · room"]
+    assert b["roots"] == ["Collection", "AlignGS · imgs"]
 
 
 def test_jobs_list(facts):

@@ -15,7 +15,8 @@ from _common import MODULE, TimerCapture, bpy, install, parse, sub, write
 
 args = parse({"--address": {"required": True}, "--images": {"required": True}, "--slow": {"default": None},
               "--bad": {"default": None}, "--timeout": {"type": float, "default": 120.0},
-              "--skip-extras": {"action": "store_true"}})
+              "--skip-extras": {"action": "store_true"}, "--iterations": {"type": int, "default": 55},
+              "--resolution": {"type": int, "default": 64}})
 install(args.zip)
 timers = TimerCapture()
 runtime = sub("runtime")
@@ -70,8 +71,8 @@ facts["connection"] = {"status": s.status, "server": s.info and s.info.server, "
 st.image_dir = args.images
 st.preset = "fast"
 st.use_advanced = True
-st.iterations = 55
-st.resolution = 64
+st.iterations = args.iterations
+st.resolution = args.resolution
 phases, stage_texts = [], []
 
 
@@ -98,6 +99,7 @@ facts["reconstruct"] = {
     "job_id": st.job_id, "job_state": st.job_state, "job_name": st.job_name,
     "running_panel": running_panel, "done_panel": draw_panels("done"),
     "reports": s.reports[-5:],
+    "summary_timings": s.last_summary.get("timings"), "summary_keys": sorted(s.last_summary),
 }
 if res is not None:
     cams = res.collection.children["Cameras"].objects if "Cameras" in res.collection.children else []
