@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 import zmq
+from zmq.utils import z85
 
 from .address import endpoint
 from .inputs import IMAGE_EXTENSIONS, SIDE_EXTENSIONS, InputError, scan_folder
@@ -227,7 +228,7 @@ class CurveKeys:
             if not isinstance(v, str) or len(v.strip()) != 40:
                 raise ValueError(f"CURVE {name.replace('_', ' ')} key must be 40 Z85 characters, got {len(v.strip())}")
             try:
-                zmq.utils.z85.decode(v.strip().encode("ascii"))
+                z85.decode(v.strip().encode("ascii"))
             except Exception:
                 raise ValueError(f"CURVE {name.replace('_', ' ')} key is not valid Z85 text") from None
 

@@ -14,7 +14,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-BPY_PYTHON = REPO / ".venv-blender" / "bin" / "python"
+# Blender as a module; ALIGNGS_BPY_PYTHON points the tests at another one (e.g. a bpy 4.2 LTS venv).
+BPY_PYTHON = Path(os.environ.get("ALIGNGS_BPY_PYTHON", REPO / ".venv-blender" / "bin" / "python"))
 BACKEND_PYTHON = REPO / ".venv" / "bin" / "python"
 
 

@@ -149,3 +149,53 @@ def test_curve_keys_validation(tmp_path):
         client.CurveKeys("short", pub, sec).validate()
     with pytest.raises(ValueError, match="does not exist"):
         client.load_key_file(tmp_path / "missing.key")
+
+
+@pytest.fixture(scope="module")
+def curve_server(tmp_path_factory):
+    import subprocess
+
+    from helpers import BACKEND_PYTHON, REPO, BackendServer, have_backend
+
+    if not have_backend():
+        pytest.skip("backend.serve or .venv missing")
+    keys = tmp_path_factory.mktemp("keys")
+    subprocess.run([str(BACKEND_PYTHON), "-m", "backend.keys", "generate", str(keys)], cwd=REPO, check=True,
+                   capture_output=True)
+    srv = BackendServer(tmp_path_factory.mktemp("curve") / "jobs",
+                        runner=str(REPO / "tests" / "addon" / "addon_runner.py") + ":run",
+                        extra=["--curve-secret-key", str(keys / "server.key_secret"),
+                               "--curve-authorized-dir", str(keys / "authorized")])
+    yield srv, keys
+    srv.stop()
+
+
+def test_curve_encrypted_session(curve_server, tmp_path):
+    srv, keys = curve_server
+    server_pub, _ = client.load_key_file(keys / "server.key")
+    pub, sec = client.load_key_file(keys / "client.key_secret")
+    folder = make_image_folder(tmp_path / "imgs", 2)
+    res = client.submit_and_wait(srv.address, str(folder), preset="fast", keys=client.CurveKeys(server_pub, pub, sec),
+                                 timeout_s=60)
+    assert res.summary["images"] == 2
+    with client.Client(srv.address, keys=client.CurveKeys(server_pub, pub, sec)) as c:
+        assert c.server_info().curve is True
+
+
+def test_curve_unauthorised_or_missing_key_is_refused_readably(curve_server):
+    import zmq
+
+    srv, keys = curve_server
+    server_pub, _ = client.load_key_file(keys / "server.key")
+    stranger_pub, stranger_sec = (k.decode() for k in zmq.curve_keypair())
+    with client.Client(srv.address, keys=client.CurveKeys(server_pub, stranger_pub, stranger_sec),
+                       timeout_s=2.0) as c:
+        with pytest.raises(client.ClientError) as e:
+            c.server_info()
+    # the server drops unauthorised clients during the handshake; the socket monitor says why
+    assert e.value.error.code == "auth"
+    assert str(e.value) == f"{srv.address}: the server rejected this client's CURVE key (not in its authorised folder?)"
+    with client.Client(srv.address, timeout_s=2.0) as c:  # no keys at all against an encrypted server
+        with pytest.raises(client.ClientError) as e:
+            c.server_info()
+    assert e.value.error.code == "auth" and "encrypted handshake failed" in str(e.value)
