@@ -202,6 +202,8 @@ def describe_error(code: str, message: str, field_name: str | None = None) -> st
     if field_name and field_name not in msg:
         msg = f"{field_name}: {msg}" if msg else field_name
     prefix = _ERROR_PREFIX.get(code)
+    if code == "job_interrupted":
+        return prefix  # the server's message says the same
     if prefix and msg:
         return f"{prefix}: {msg}"
     return prefix or msg or code
@@ -852,7 +854,8 @@ class Client:
         acc.re = seq
         return acc
 
-    def _collect(self, seq: int, job: str, timeout_s: float | None, on_progress) -> Result:
+    def collect(self, seq: int, job: str, timeout_s: float | None = None, on_progress=None) -> Result:
+        """Wait for the result stream of ``job`` (events of request ``seq``) and return it."""
         parts: list[PartReceived] = []
 
         def on_event(msg):
@@ -875,15 +878,15 @@ class Client:
     def wait(self, job: str, *, timeout_s: float | None = None, on_progress=None) -> Result:
         """Attach to ``job`` (subscribe) and wait for its result."""
         seq = self.conn.subscribe(job)
-        return self._collect(seq, job, timeout_s, on_progress)
+        return self.collect(seq, job, timeout_s, on_progress)
 
     def submit_and_wait(self, folder: str, *, timeout_s: float | None = None, on_progress=None, **kw) -> Result:
         acc = self.submit(folder, **kw)
-        return self._collect(acc.re, acc.job, timeout_s, on_progress)
+        return self.collect(acc.re, acc.job, timeout_s, on_progress)
 
     def fetch(self, job: str, timeout_s: float | None = None) -> Result:
         seq = self.conn.fetch(job)
-        return self._collect(seq, job, timeout_s if timeout_s is not None else None, None)
+        return self.collect(seq, job, timeout_s if timeout_s is not None else None, None)
 
 
 def submit_and_wait(address: str, folder: str, *, name: str | None = None, preset: str | None = None,

@@ -176,6 +176,22 @@ class AGS_OT_attach_job(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class AGS_OT_resubmit_job(bpy.types.Operator):
+    bl_idname = "aligngs.resubmit_job"
+    bl_label = "Resubmit"
+    bl_description = "Run this failed, cancelled or interrupted job again (same inputs and settings) for this scene"
+
+    job: StringProperty(options={"SKIP_SAVE"})
+
+    def execute(self, context):
+        try:
+            sess.resubmit_job(get_session(), context.scene, _prefs(context), self.job)
+        except sess.UserError as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
 class AGS_OT_forget_job(bpy.types.Operator):
     bl_idname = "aligngs.forget_job"
     bl_label = "Forget Job"
@@ -207,7 +223,8 @@ class AGS_OT_show_report(bpy.types.Operator):
 
 
 CLASSES = (AGS_OT_test_connection, AGS_OT_reconstruct, AGS_OT_cancel, AGS_OT_class_visibility, AGS_OT_reimport,
-           AGS_OT_import_result, AGS_OT_refresh_jobs, AGS_OT_attach_job, AGS_OT_forget_job, AGS_OT_show_report)
+           AGS_OT_import_result, AGS_OT_refresh_jobs, AGS_OT_attach_job, AGS_OT_resubmit_job, AGS_OT_forget_job,
+           AGS_OT_show_report)
 
 
 def register():

@@ -244,6 +244,22 @@ def attach_job(session: Session, scene, prefs, job: str, *, fetch: bool = False)
     return seq
 
 
+def resubmit_job(session: Session, scene, prefs, job: str) -> int:
+    """Run a failed / cancelled / interrupted job again on the server (same id, inputs and settings)."""
+    if session.job.phase in ACTIVE_PHASES:
+        raise UserError("a job is already running (cancel it first)")
+    conn = ensure_connection(session, prefs)
+    seq = conn.resubmit(job)
+    entry = session.jobstore.get(job) if session.jobstore is not None else None
+    rec = next((r for r in session.server_jobs if r.get("job") == job), {})
+    name = rec.get("name") or (entry.name if entry else "") or scene.aligngs.job_name
+    _drop_importer(session)
+    session.job = JobView(scene=scene.name, name=name, phase="submitting", request_seq=seq,
+                          stage_text="Resubmitting…")
+    session.ensure_timer()
+    return seq
+
+
 def cancel_job(session: Session) -> None:
     if session.conn is None or not session.job.job or session.job.phase not in ACTIVE_PHASES:
         raise UserError("no running job to cancel")
@@ -303,7 +319,7 @@ def reconstruct_blocking(scene, prefs, *, timeout_s: float | None = None, on_pro
         with client.Client(address, keys=keys, timeout_s=timeout) as c:
             acc = c.submit(folder, name=name, preset=s.preset, overrides=overrides_from_settings(s) or None)
             s.job_id, s.job_address, s.job_name, s.job_state = acc.job, address, name, acc.state
-            res = c._collect(acc.re, acc.job, timeout_s, on_progress)
+            res = c.collect(acc.re, acc.job, timeout_s, on_progress)
     except client.ClientError as e:
         raise UserError(e.error.text()) from None
     except client.JobCancelled as e:

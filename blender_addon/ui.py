@@ -242,6 +242,8 @@ def _job_row(layout, job, name, state, local):
     row.label(text=f"{name} · {state}", icon=icon)
     op = row.operator("aligngs.attach_job", text="", icon="LINKED")
     op.job = job
+    if state in ("failed", "cancelled", "interrupted"):
+        row.operator("aligngs.resubmit_job", text="", icon="LOOP_BACK").job = job
     if local:
         row.operator("aligngs.forget_job", text="", icon="X").job = job
 

@@ -47,6 +47,7 @@ class BackendServer:
 
     def __init__(self, jobs_dir: Path, runner: str | None = None, extra: list[str] | None = None):
         self.jobs_dir = Path(jobs_dir)
+        self.jobs_dir.parent.mkdir(parents=True, exist_ok=True)
         ready = self.jobs_dir.parent / f"ready-{os.getpid()}-{time.time_ns()}.json"
         cmd = [str(BACKEND_PYTHON), "-m", "backend.serve", "--bind", "tcp://127.0.0.1:*", "--jobs-dir",
                str(self.jobs_dir), "--device", "cpu", "--ready-file", str(ready), "--cancel-grace", "2",

@@ -199,3 +199,36 @@ def test_curve_unauthorised_or_missing_key_is_refused_readably(curve_server):
         with pytest.raises(client.ClientError) as e:
             c.server_info()
     assert e.value.error.code == "auth" and "encrypted handshake failed" in str(e.value)
+
+
+def test_server_restart_mid_job_reattaches_and_reports(tmp_path):
+    """Kill the server during a job and start it again on the same port and job store: the connection
+    reconnects by itself, re-subscribes, and the job ends with a readable job_interrupted error."""
+    from helpers import REPO, BackendServer, have_backend
+
+    if not have_backend():
+        pytest.skip("backend.serve or .venv missing")
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    runner = str(REPO / "tests" / "addon" / "addon_runner.py") + ":run"
+    bind = ["--bind", f"tcp://127.0.0.1:{port}"]
+    srv = BackendServer(tmp_path / "a" / "jobs", runner=runner, extra=bind)
+    folder = make_image_folder(tmp_path / "imgs", 2, {"steps": 400, "step_s": 0.05})
+    conn = client.Connection(srv.address, timeout_s=3).start()
+    srv2 = None
+    try:
+        conn.submit(str(folder), preset="fast")
+        msgs = _events_until(conn, lambda m: isinstance(m, client.Progress), 60)
+        job = next(m for m in msgs if isinstance(m, client.Accepted)).job
+        srv.stop()
+        srv2 = BackendServer(tmp_path / "b" / "jobs", runner=runner,
+                             extra=bind + ["--jobs-dir", str(tmp_path / "a" / "jobs")])
+        end = _events_until(conn, lambda m: isinstance(m, (client.Error, client.Done, client.Cancelled)), 60)[-1]
+    finally:
+        conn.close()
+        if srv2 is not None:
+            srv2.stop()
+    assert isinstance(end, client.Error) and end.job == job
+    assert end.code == "job_interrupted" and end.text().startswith("The server stopped while the job ran")

@@ -55,3 +55,10 @@ def test_server_down_readable_status(facts):
     r = facts["reconstruct_down"]
     assert facts["reason_with_images"] is None  # images present: the button is enabled
     assert r["reached"] and r["phase"] == "failed" and r["error"].startswith("No answer from")
+
+
+def test_curve_keys_from_preferences(facts):
+    c = facts["curve"]
+    assert c["match"]
+    assert c["public_only"].startswith("CURVE keys (add-on preferences): ") and "key_secret" in c["public_only"]
+    assert "40 Z85 characters" in c["bad_text"]

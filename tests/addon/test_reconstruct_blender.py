@@ -69,6 +69,12 @@ def test_server_errors_show_as_text(facts):
     assert f["error"].endswith("frame_0000.png: not a usable image (test)")
 
 
+def test_resubmit_failed_job(facts):
+    r = facts["resubmit"]
+    assert r["op"] == ["FINISHED"] and r["same_id"] and r["scene_job"]
+    assert r["phase"] == "failed" and r["error"] == facts["failed_job"]["error"]  # same inputs, same outcome
+
+
 def test_cancel(facts):
     c = facts["cancel"]
     assert c["before"] == "running" and c["op"] == ["FINISHED"]

@@ -66,6 +66,30 @@ prefs.address = "tcp://localhost:99999"
 addr["bad_port"] = session.reconstruct_block_reason(s, prefs, scene.aligngs)
 facts["address"] = addr
 
+# --- CURVE keys from the preferences (key files as written by zmq.auth / backend.keys)
+import zmq.auth  # noqa: E402
+
+kdir = tempfile.mkdtemp()
+srv_pub_file, _ = zmq.auth.create_certificates(kdir, "server")
+_, cli_sec_file = zmq.auth.create_certificates(kdir, "client")
+prefs.address = "localhost:5555"
+prefs.use_curve = True
+prefs.server_key_file = srv_pub_file
+prefs.client_key_file = cli_sec_file
+_, keys, _ = session.connection_settings(prefs)
+srv_pub, _ = zmq.auth.load_certificate(srv_pub_file)
+cli_pub, cli_sec = zmq.auth.load_certificate(cli_sec_file)
+curve = {"match": (keys.server_public, keys.client_public, keys.client_secret)
+         == (srv_pub.decode(), cli_pub.decode(), cli_sec.decode())}
+prefs.client_key_file = srv_pub_file  # a public-only file where the key pair belongs
+curve["public_only"] = session.reconstruct_block_reason(s, prefs, scene.aligngs)
+prefs.client_key_file = ""
+prefs.server_key_file = ""
+prefs.server_public_key = "tooshort"
+curve["bad_text"] = session.reconstruct_block_reason(s, prefs, scene.aligngs)
+prefs.use_curve = False
+facts["curve"] = curve
+
 # --- server down: a free loopback port nobody listens on
 sock = socket.socket()
 sock.bind(("127.0.0.1", 0))

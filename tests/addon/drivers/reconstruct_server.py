@@ -154,6 +154,11 @@ if not args.skip_extras:
         bpy.ops.aligngs.reconstruct()
         timers.pump(until=lambda: s.job.phase in ("failed", "done"), timeout=60)
         facts["failed_job"] = {"phase": s.job.phase, "error": s.job.error, "state": st.job_state}
+        failed_id = st.job_id
+        op = bpy.ops.aligngs.resubmit_job(job=failed_id)
+        timers.pump(until=lambda: s.job.phase in ("failed", "done"), timeout=60)
+        facts["resubmit"] = {"op": list(op), "phase": s.job.phase, "error": s.job.error, "same_id": s.job.job == failed_id,
+                             "scene_job": st.job_id == failed_id}
 
     # -- 6. cancel a running job
     if args.slow:
