@@ -812,14 +812,14 @@ class Client:
         self.conn.close()
 
     def _wait(self, seq: int, want: tuple, timeout_s: float | None = None,
-              on_event: Callable[[Any], None] | None = None):
+              on_event: Callable[[Any], None] | None = None, timeout_error: Error | None = None):
         # a little grace so that the connection's own (more specific) timeout error arrives first
         deadline = None if timeout_s is None else time.monotonic() + timeout_s + 1.0
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if left == 0.0:
-                raise ClientError(Error("unreachable", unreachable_text(self.conn.endpoint, timeout_s,
-                                                                        self.conn.keys is not None)))
+                raise ClientError(timeout_error or Error(
+                    "unreachable", unreachable_text(self.conn.endpoint, timeout_s, self.conn.keys is not None)))
             try:
                 msg = self.conn.events.get(timeout=0.5 if left is None else min(left, 0.5))
             except queue.Empty:
@@ -866,8 +866,12 @@ class Client:
             elif isinstance(msg, Progress) and msg.job == job and on_progress is not None:
                 on_progress(msg)
 
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        late = Error("timeout", f"job {job} did not finish within {timeout_s:g} s (it keeps running on the server)",
+                     job=job) if timeout_s is not None else None
         while True:
-            msg = self._wait(seq, (Done, Cancelled, Error), timeout_s, on_event)
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            msg = self._wait(seq, (Done, Cancelled, Error), left, on_event, late)
             if isinstance(msg, Done) and msg.job == job:
                 return Result(job, msg.manifest, parts, msg.summary)
             if isinstance(msg, Cancelled) and msg.job == job:
@@ -886,7 +890,7 @@ class Client:
 
     def fetch(self, job: str, timeout_s: float | None = None) -> Result:
         seq = self.conn.fetch(job)
-        return self.collect(seq, job, timeout_s if timeout_s is not None else None, None)
+        return self.collect(seq, job, timeout_s)
 
 
 def submit_and_wait(address: str, folder: str, *, name: str | None = None, preset: str | None = None,

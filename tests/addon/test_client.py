@@ -232,3 +232,14 @@ def test_server_restart_mid_job_reattaches_and_reports(tmp_path):
             srv2.stop()
     assert isinstance(end, client.Error) and end.job == job
     assert end.code == "job_interrupted" and end.text().startswith("The server stopped while the job ran")
+
+
+def test_blocking_wait_times_out_readably(backend, tmp_path):
+    folder = make_image_folder(tmp_path / "imgs", 2, {"steps": 400, "step_s": 0.05})
+    with client.Client(backend.address) as c:
+        acc = c.submit(str(folder), preset="fast")
+        with pytest.raises(client.ClientError) as e:
+            c.collect(acc.re, acc.job, timeout_s=1.0)
+        assert e.value.error.code == "timeout"
+        assert str(e.value) == f"job {acc.job} did not finish within 1 s (it keeps running on the server)"
+        assert c.cancel(acc.job)["state"] == "cancelled"
