@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from ._composite import composite, flush_denormal, pair_coefficients, pixel_basis
+from ._composite import composite, flush_denormal, pair_coefficients, pixel_basis, single_threaded_torch
 from ._projection import project_gaussians, sh_colors
 from ._tiles import gsplat_isect_meta, plan_tiles
 
@@ -41,6 +42,7 @@ def rasterization(
     absgrad: bool = False,
     rasterize_mode: str = "classic",
     channel_chunk: int = 32,
+    cpu_workers: Optional[int] = None,
     **gsplat_kwargs: Any,
 ) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
     """Rasterize 3D Gaussians into C images; same arguments, outputs and ``meta`` as
@@ -52,6 +54,14 @@ def rasterization(
     3.33-sigma box, depth-sorted front-to-back compositing with ``alpha = min(0.999, o e^-s)``,
     ``alpha < 1/255`` skipped, termination at transmittance 1e-4, SH like gsplat), differentiable
     w.r.t. means, quats, scales, opacities, colors and backgrounds.
+
+    CPU threading: all torch ops of the CPU path run single-threaded on the calling thread
+    (torch's thread count is restored afterwards) and the tile chunks are spread over
+    ``cpu_workers`` Python threads (default ``min(os.cpu_count(), 4)``), each with single-threaded
+    torch ops and flush-to-zero. This avoids OpenMP barrier stalls on shared machines; on a
+    machine shared with other processes, also running the rest of the training loop with
+    ``torch.set_num_threads(1)`` keeps idle OpenMP threads from spinning on the cores the
+    workers need.
 
     CPU path limits: no batch dimensions, pinhole cameras only, ``packed=False``,
     ``absgrad=False``; ``tile_size`` defaults to 8 and ``channel_chunk`` is ignored (the channels
@@ -94,8 +104,12 @@ def rasterization(
         sh_degree=sh_degree, packed=packed,
         tile_size=CPU_TILE_SIZE if tile_size is None else tile_size, backgrounds=backgrounds,
         render_mode=render_mode, absgrad=absgrad, rasterize_mode=rasterize_mode,
-        extra=gsplat_kwargs,
+        workers=_default_workers() if cpu_workers is None else cpu_workers, extra=gsplat_kwargs,
     )
+
+
+def _default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 4))
 
 
 def _shape_error(name: str, expected: str, got: Tensor) -> ValueError:
@@ -176,14 +190,16 @@ def _rasterization_cpu(
     viewmats: Tensor, Ks: Tensor, width: int, height: int, *, near_plane: float,
     far_plane: float, radius_clip: float, eps2d: float, sh_degree: Optional[int], packed: bool,
     tile_size: int, backgrounds: Optional[Tensor], render_mode: str, absgrad: bool,
-    rasterize_mode: str, extra: Dict[str, Any],
+    rasterize_mode: str, workers: int, extra: Dict[str, Any],
 ) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
     _check_inputs(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
         backgrounds, render_mode, packed, absgrad, rasterize_mode, tile_size, extra,
     )
     C = viewmats.shape[0]
-    with flush_denormal():
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ValueError(f"rasterization: cpu_workers must be a positive int, got {workers!r}")
+    with flush_denormal(), single_threaded_torch():
         proj = project_gaussians(
             means, quats, scales, opacities, viewmats, Ks, width, height, eps2d=eps2d,
             near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip,
@@ -216,7 +232,7 @@ def _rasterization_cpu(
         coeffs = pair_coefficients(proj.means2d, proj.conics, proj.opacities, plan)
         basis = pixel_basis(tile_size, means.dtype, means.device)
         renders, alphas = composite(
-            coeffs, table, bg, plan, basis, workers=max(1, torch.get_num_threads())
+            coeffs, table, bg, plan, basis, workers=workers
         )
 
         if render_mode in ("ED", "RGB+ED"):

@@ -1,0 +1,300 @@
+"""CPU rasterizer vs the brute-force reference, hand-computed values, gradcheck, gsplat contract."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import aligngs.render.api as api
+from aligngs.render import rasterization
+from aligngs.render._composite import _denormals_flushed
+from aligngs.render.reference import rasterization_reference
+
+
+def _both(scene, **kw):
+    kw = {**scene.kwargs, **kw}
+    fast = rasterization(*scene.args(), **kw)
+    ref = rasterization_reference(*scene.args(), **{k: v for k, v in kw.items() if k != "cpu_workers"})
+    return fast, ref
+
+
+CASES = [
+    dict(features=4),
+    dict(features=1, n_cameras=2),
+    dict(features=5, n_cameras=3, per_camera_colors=True),
+    dict(sh_degree=0, features=None),
+    dict(sh_degree=1, features=None, n_cameras=2),
+    dict(sh_degree=2, features=None, per_camera_colors=True, n_cameras=2),
+    dict(sh_degree=3, features=None),
+    dict(sh_degree=1, sh_bases=16, features=None),  # fewer bands active than stored
+    dict(features=6, opaque=True, n=200),  # transmittance termination
+    dict(features=3, width=37, height=29),  # not a multiple of the tile size
+    dict(features=2, saturated=True, scale=2.0),  # alphas clamped at 0.999
+]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_reference(case, seed, scene_factory):
+    cfg = CASES[case]
+    scene = scene_factory(seed=seed, **cfg)
+    C = scene.viewmats.shape[0]
+    D = 3 if "sh_degree" in scene.kwargs else scene.colors.shape[-1]
+    bg = torch.rand(C, D, generator=torch.Generator().manual_seed(seed), dtype=scene.means.dtype)
+    for mode, backgrounds in (("RGB", None), ("RGB+ED", bg), ("D", None), ("ED", bg), ("RGB+D", bg)):
+        (r, a, meta), (rr, ra, rmeta) = _both(scene, render_mode=mode, backgrounds=backgrounds)
+        assert r.shape == rr.shape and a.shape == ra.shape == (C, scene.height, scene.width, 1)
+        torch.testing.assert_close(r, rr, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(a, ra, rtol=1e-9, atol=1e-9)
+        assert torch.equal(meta["radii"], rmeta["radii"])
+        vis = (meta["radii"] > 0).all(-1)
+        torch.testing.assert_close(meta["means2d"][vis], rmeta["means2d"][vis])
+        torch.testing.assert_close(meta["depths"][vis], rmeta["depths"][vis])
+        torch.testing.assert_close(meta["conics"][vis], rmeta["conics"][vis])
+    # the scenes must actually exercise something: visible Gaussians, culled ones, coverage
+    assert 0 < int(vis.sum()) < vis.numel()
+    assert float(a.max()) > 0.5
+
+
+def test_termination_is_exercised(scene_factory):
+    scene = scene_factory(seed=3, features=2, opaque=True, n=200)
+    _, a, _ = rasterization(*scene.args(), **scene.kwargs)
+    assert float(a.max()) > 1 - 2e-4  # some pixel went all the way to the 1e-4 cut-off
+
+
+def test_float32_close_to_float64(scene_factory):
+    s64 = scene_factory(seed=4, features=5)
+    r64, a64, _ = rasterization(*s64.args(), render_mode="RGB+ED")
+    args32 = [t.float() if torch.is_tensor(t) else t for t in s64.args()]
+    r32, a32, _ = rasterization(*args32, render_mode="RGB+ED")
+    assert r32.dtype == torch.float32
+    torch.testing.assert_close(r32, r64.float(), rtol=1e-4, atol=2e-4)
+    torch.testing.assert_close(a32, a64.float(), rtol=1e-4, atol=2e-5)
+
+
+def test_hand_computed_single_gaussian():
+    """One isotropic Gaussian on the optical axis: alpha(d) = o exp(-d^2 / (2 (f^2 s^2 / z^2 + 0.3)))."""
+    f, z, s, o = 50.0, 2.0, 0.04, 0.8
+    W, H = 16, 16
+    means = torch.tensor([[0.0, 0.0, z]], dtype=torch.float64)
+    quats = torch.tensor([[2.0, 0.0, 0.0, 0.0]], dtype=torch.float64)  # identity, not normalised
+    scales = torch.full((1, 3), s, dtype=torch.float64)
+    opac = torch.tensor([o], dtype=torch.float64)
+    colors = torch.tensor([[0.2, 0.5, 1.0]], dtype=torch.float64)
+    K = torch.tensor([[[f, 0, 8.5], [0, f, 8.5], [0, 0, 1]]], dtype=torch.float64)  # centre of pixel (8, 8)
+    vm = torch.eye(4, dtype=torch.float64)[None]
+    bg = torch.tensor([[0.0, 1.0, 0.0]], dtype=torch.float64)
+    r, a, meta = rasterization(means, quats, scales, opac, colors, vm, K, W, H, backgrounds=bg,
+                               render_mode="RGB+ED")
+    var = (f * s / z) ** 2 + 0.3
+    for (x, y) in [(8, 8), (9, 8), (8, 10), (11, 12), (5, 6)]:
+        d2 = (x - 8.0) ** 2 + (y - 8.0) ** 2
+        alpha = o * math.exp(-0.5 * d2 / var)
+        if alpha < 1 / 255:
+            alpha = 0.0
+        assert float(a[0, y, x, 0]) == pytest.approx(alpha, rel=1e-12, abs=1e-15)
+        expect = [0.2 * alpha, 0.5 * alpha + (1 - alpha), 1.0 * alpha]
+        assert r[0, y, x, :3].tolist() == pytest.approx(expect, rel=1e-12, abs=1e-15)
+        if alpha > 0:
+            assert float(r[0, y, x, 3]) == pytest.approx(z, rel=1e-12)  # expected depth
+    # opacity-aware radius: ceil(min(3.33, sqrt(2 ln(255 o))) * sqrt(var))
+    rad = math.ceil(min(3.33, math.sqrt(2 * math.log(255 * o))) * math.sqrt(var))
+    assert meta["radii"][0, 0].tolist() == [rad, rad]
+
+
+def test_hand_computed_two_layers_and_clamp():
+    """Two stacked Gaussians at one pixel: front-to-back compositing, 0.999 alpha clamp."""
+    means = torch.tensor([[0.0, 0.0, 3.0], [0.0, 0.0, 2.0]], dtype=torch.float64)  # 2nd is in front
+    quats = torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0]], dtype=torch.float64)
+    scales = torch.full((2, 3), 0.05, dtype=torch.float64)
+    opac = torch.tensor([0.6, 1.0], dtype=torch.float64)
+    colors = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    K = torch.tensor([[[40.0, 0, 4.5], [0, 40.0, 4.5], [0, 0, 1]]], dtype=torch.float64)
+    vm = torch.eye(4, dtype=torch.float64)[None]
+    r, a, _ = rasterization(means, quats, scales, opac, colors, vm, K, 9, 9)
+    a_front = 0.999  # 1.0 * exp(0) clamped
+    a_back = 0.6
+    assert float(a[0, 4, 4, 0]) == pytest.approx(1 - (1 - a_front) * (1 - a_back), rel=1e-12)
+    assert r[0, 4, 4].tolist() == pytest.approx([a_back * (1 - a_front), a_front], rel=1e-12)
+
+
+def test_gradcheck_tiny_scene():
+    g = torch.Generator().manual_seed(7)
+    n = 4
+    means = torch.stack([torch.rand(n, generator=g) * 1.2 - 0.6, torch.rand(n, generator=g) - 0.5,
+                         2.0 + torch.rand(n, generator=g)], -1).double()
+    quats = torch.randn(n, 4, generator=g).double()
+    scales = (0.08 + 0.1 * torch.rand(n, 3, generator=g)).double()
+    opac = (0.3 + 0.6 * torch.rand(n, generator=g)).double()
+    colors = torch.rand(n, 3, generator=g).double()
+    bg = torch.rand(1, 3, generator=g).double()
+    K = torch.tensor([[[14.0, 0, 7.0], [0, 14.0, 6.0], [0, 0, 1]]], dtype=torch.float64)
+    vm = torch.eye(4, dtype=torch.float64)[None]
+
+    def fn(m, q, s, o, c, b):
+        r, a, _ = rasterization(m, q, s, o, c, vm, K, 14, 12, backgrounds=b, render_mode="RGB+ED")
+        return r, a
+
+    inputs = [t.clone().requires_grad_(True) for t in (means, quats, scales, opac, colors, bg)]
+    r, a = fn(*inputs)
+    assert float(a.detach().max()) > 0.3  # the Gaussians are on screen
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradients_match_reference(seed, scene_factory):
+    configs = [
+        dict(features=5, n_cameras=2, render_mode="RGB+ED", bg=True),
+        dict(sh_degree=3, features=None, render_mode="RGB+D", bg=False),
+        dict(features=4, opaque=True, n=160, render_mode="RGB+ED", bg=True),
+        dict(sh_degree=1, features=None, per_camera_colors=True, n_cameras=2, render_mode="ED", bg=False),
+    ]
+    for cfg in configs:
+        cfg = dict(cfg)
+        mode, use_bg = cfg.pop("render_mode"), cfg.pop("bg")
+        scene = scene_factory(seed=seed, **cfg)
+        C = scene.viewmats.shape[0]
+        D = 3 if "sh_degree" in scene.kwargs else scene.colors.shape[-1]
+        bg0 = torch.rand(C, D, dtype=torch.float64) if use_bg else None
+        grads = []
+        for fn in (rasterization, rasterization_reference):
+            params = [p.clone().requires_grad_(True) for p in scene.params()]
+            bg = bg0.clone().requires_grad_(True) if use_bg else None
+            r, a, meta = fn(*scene.args(params), backgrounds=bg, render_mode=mode, **scene.kwargs)
+            meta["means2d"].retain_grad()
+            gen = torch.Generator().manual_seed(11)
+            wr = torch.randn(r.shape, generator=gen, dtype=r.dtype)
+            wa = torch.randn(a.shape, generator=gen, dtype=a.dtype)
+            ((r * wr).sum() + (a * wa).sum()).backward()
+            vis = (meta["radii"] > 0).all(-1)
+            grads.append([p.grad for p in params] + ([bg.grad] if use_bg else [])
+                         + [meta["means2d"].grad[vis]])
+        assert all(g is not None for g in grads[0][:4])  # geometry always gets gradients
+        for gf, gr in zip(*grads):
+            assert (gf is None) == (gr is None)  # features are unused in "ED" mode
+            if gf is None:
+                continue
+            assert float(gr.abs().max()) > 0
+            torch.testing.assert_close(gf, gr, rtol=1e-7, atol=1e-9)
+
+
+def test_gradients_match_reference_at_clamped_alphas():
+    """Opacity-1 Gaussians centred exactly on pixel centres: alpha hits the 0.999 clamp, where
+    d alpha / d logit must be 0."""
+    g = torch.Generator().manual_seed(4)
+    W, H, f = 24, 20, 30.0
+    n = 14
+    px = torch.randint(2, W - 2, (n,), generator=g).double() + 0.5
+    py = torch.randint(2, H - 2, (n,), generator=g).double() + 0.5
+    z = 2.0 + 2.0 * torch.rand(n, generator=g, dtype=torch.float64)
+    means = torch.stack([(px - W / 2) * z / f, (py - H / 2) * z / f, z], -1)
+    opac = torch.where(torch.arange(n) % 2 == 0, 1.0, 0.7).double()
+    quats = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    scales = 0.02 + 0.08 * torch.rand(n, 3, generator=g, dtype=torch.float64)
+    colors = torch.rand(n, 3, generator=g, dtype=torch.float64)
+    K = torch.tensor([[[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]]], dtype=torch.float64)
+    vm = torch.eye(4, dtype=torch.float64)[None]
+    grads = []
+    for fn in (rasterization, rasterization_reference):
+        params = [t.clone().requires_grad_(True) for t in (means, quats, scales, opac, colors)]
+        r, a, _ = fn(*params, vm, K, W, H, render_mode="RGB+ED")
+        assert float(a.detach().max()) >= 0.999
+        ((r * torch.linspace(0.5, 1.5, 4, dtype=r.dtype)).sum() + a.sum()).backward()
+        grads.append([p.grad for p in params])
+    for gf, gr in zip(*grads):
+        torch.testing.assert_close(gf, gr, rtol=1e-7, atol=1e-9)
+
+
+def test_detached_geometry_feature_pass(scene_factory):
+    """150-channel pass with detached geometry: only the features get gradients, and match."""
+    scene = scene_factory(seed=2, features=150, n=80)
+    grads = []
+    for fn in (rasterization, rasterization_reference):
+        feats = scene.colors.clone().requires_grad_(True)
+        params = [scene.means, scene.quats, scene.scales, scene.opacities, feats]
+        r, a, _ = fn(*scene.args(params))
+        assert r.shape[-1] == 150
+        (r * torch.linspace(-1, 1, 150, dtype=r.dtype)).sum().backward()
+        grads.append(feats.grad)
+    assert float(grads[1].abs().max()) > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-9, atol=1e-12)
+
+
+def test_threads_and_chunking_do_not_change_results(scene_factory, monkeypatch):
+    scene = scene_factory(seed=5, features=3, n=200, opaque=True)
+    outs = []
+    for workers, chunk in ((1, 1 << 17), (2, 1 << 17), (3, 1 << 11)):
+        monkeypatch.setattr(api, "CPU_CHUNK_ELEMS", chunk)
+        params = [p.clone().requires_grad_(True) for p in scene.params()]
+        r, a, _ = rasterization(*scene.args(params), render_mode="RGB+ED", cpu_workers=workers)
+        (r.square().sum() + a.sum()).backward()
+        outs.append([r, a] + [p.grad for p in params])
+    for o1, o2 in zip(outs[0], outs[1]):
+        assert torch.equal(o1, o2)  # threads: bit-identical (ordered accumulation)
+    for o1, o3 in zip(outs[0], outs[2]):
+        torch.testing.assert_close(o1, o3, rtol=1e-12, atol=1e-12)
+
+
+def test_no_global_state_left_behind(scene_factory):
+    scene = scene_factory(seed=0, features=3)
+    n_threads = torch.get_num_threads()
+    flushed = _denormals_flushed()
+    params = [p.clone().requires_grad_(True) for p in scene.params()]
+    r, a, _ = rasterization(*scene.args(params))
+    assert torch.get_num_threads() == n_threads
+    (r.sum() + a.sum()).backward()
+    assert torch.get_num_threads() == n_threads
+    assert _denormals_flushed() == flushed
+    assert torch.is_grad_enabled()
+
+
+def test_meta_contract(scene_factory):
+    scene = scene_factory(seed=1, features=3, n_cameras=2)
+    params = [p.clone().requires_grad_(True) for p in scene.params()]
+    r, a, meta = rasterization(*scene.args(params))
+    C, N = 2, scene.means.shape[0]
+    assert meta["radii"].shape == (C, N, 2) and meta["radii"].dtype == torch.int32
+    assert meta["means2d"].shape == (C, N, 2) and meta["means2d"].requires_grad
+    assert meta["depths"].shape == (C, N) and meta["conics"].shape == (C, N, 3)
+    assert meta["opacities"].shape == (C, N)
+    assert meta["gaussian_ids"] is None and meta["camera_ids"] is None
+    assert (meta["width"], meta["height"], meta["n_cameras"]) == (scene.width, scene.height, C)
+    assert meta["tiles_per_gauss"].shape == (C, N)
+    vis = (meta["radii"] > 0).all(-1)
+    assert torch.equal(meta["tiles_per_gauss"] > 0, vis)
+    offs = meta["isect_offsets"]
+    assert offs.shape == (C, meta["tile_height"], meta["tile_width"])
+    assert int(meta["flatten_ids"].numel()) == int(meta["tiles_per_gauss"].sum())
+    # isect_ids sorted like gsplat's: by camera, tile, then depth
+    assert torch.all(meta["isect_ids"][1:] >= meta["isect_ids"][:-1])
+
+
+def test_bad_inputs_raise(scene_factory):
+    s = scene_factory(seed=0, features=3, dtype=torch.float32)
+    with pytest.raises(ValueError, match="quats"):
+        rasterization(s.means, s.quats[:, :3], *s.args()[2:])
+    with pytest.raises(ValueError, match="colors"):
+        rasterization(*s.args()[:4], s.colors[:-1], *s.args()[5:])
+    with pytest.raises(ValueError, match="render_mode"):
+        rasterization(*s.args(), render_mode="RGBD")
+    with pytest.raises(ValueError, match="packed"):
+        rasterization(*s.args(), packed=True)
+    with pytest.raises(ValueError, match="sh_degree"):
+        rasterization(*s.args()[:4], torch.zeros(s.means.shape[0], 4, 3), *s.args()[5:], sh_degree=2)
+    with pytest.raises(ValueError, match="backgrounds"):
+        rasterization(*s.args(), backgrounds=torch.zeros(1, 5))
+    with pytest.raises(ValueError, match="unsupported"):
+        rasterization(*s.args(), camera_model="fisheye")
+
+
+def test_empty_and_invisible_scenes():
+    vm = torch.eye(4)[None]
+    K = torch.tensor([[[20.0, 0, 10], [0, 20.0, 8], [0, 0, 1]]])
+    for n in (0, 3):
+        means = torch.tensor([[0.0, 0.0, -2.0]]).repeat(n, 1)  # all behind the camera
+        r, a, meta = rasterization(means, torch.ones(n, 4), torch.ones(n, 3) * 0.1, torch.ones(n) * 0.5,
+                                   torch.ones(n, 3), vm, K, 20, 16, backgrounds=torch.tensor([[0.1, 0.2, 0.3]]))
+        assert r.shape == (1, 16, 20, 3) and float(a.abs().max()) == 0.0
+        assert torch.allclose(r, torch.tensor([0.1, 0.2, 0.3]).expand(1, 16, 20, 3))
