@@ -486,6 +486,7 @@ def _handle(session: Session, msg) -> None:
             _drop_importer(session)
             j.phase, j.stage_text = "cancelled", "Cancelled"
             _set_scene_state(session, "cancelled")
+            _refresh_info(session)
             session.report("INFO", f"AlignGS job {msg.job} cancelled")
 
 
@@ -518,7 +519,14 @@ def _set_scene_state(session: Session, state: str) -> None:
         session.jobstore.update(session.job.job, state=state)
 
 
+def _refresh_info(session: Session) -> None:
+    """Ask for a fresh welcome (queue length, workers) after a job ends."""
+    if session.conn is not None and session.conn.alive:
+        session.hello_seq = session.conn.hello()
+
+
 def _fail(session: Session, text: str) -> None:
+    _refresh_info(session)
     _drop_importer(session)
     session.job.phase, session.job.error, session.job.stage_text = "failed", text, "Failed"
     _set_scene_state(session, "failed")
@@ -558,6 +566,7 @@ def _finish_import(session: Session) -> None:
     session.last_import = result
     j.phase, j.stage_text = "done", "Done"
     _set_scene_state(session, "done")
+    _refresh_info(session)
     try:
         bpy.ops.ed.undo_push(message="AlignGS Import")
     except RuntimeError:
