@@ -160,7 +160,7 @@ def run_stream(n_points: int, n_tris: int, n_classes: int, timeout: float = 600.
 
     repo = Path(__file__).resolve().parents[1]
     sys.path.insert(0, str(repo / "tests" / "addon"))
-    from helpers import BackendServer, make_image_folder  # the test suite's server launcher
+    from addon_testlib import BackendServer, make_image_folder  # the test suite's server launcher
 
     from . import client, props, session as sess
 

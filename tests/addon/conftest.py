@@ -12,7 +12,7 @@ for p in (str(REPO), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
-from helpers import BPY_PYTHON, BackendServer, have_backend  # noqa: E402
+from addon_testlib import BPY_PYTHON, BackendServer, have_backend  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from blender_addon import client
-from helpers import make_image_folder
+from addon_testlib import make_image_folder
 
 
 def _events_until(conn, pred, timeout=60.0):
@@ -155,7 +155,7 @@ def test_curve_keys_validation(tmp_path):
 def curve_server(tmp_path_factory):
     import subprocess
 
-    from helpers import BACKEND_PYTHON, REPO, BackendServer, have_backend
+    from addon_testlib import BACKEND_PYTHON, REPO, BackendServer, have_backend
 
     if not have_backend():
         pytest.skip("backend.serve or .venv missing")
@@ -204,7 +204,7 @@ def test_curve_unauthorised_or_missing_key_is_refused_readably(curve_server):
 def test_server_restart_mid_job_reattaches_and_reports(tmp_path):
     """Kill the server during a job and start it again on the same port and job store: the connection
     reconnects by itself, re-subscribes, and the job ends with a readable job_interrupted error."""
-    from helpers import REPO, BackendServer, have_backend
+    from addon_testlib import REPO, BackendServer, have_backend
 
     if not have_backend():
         pytest.skip("backend.serve or .venv missing")

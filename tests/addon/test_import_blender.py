@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import run_driver
+from addon_testlib import run_driver
 
 pytestmark = pytest.mark.blender
 

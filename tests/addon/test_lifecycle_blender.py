@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import run_driver
+from addon_testlib import run_driver
 
 pytestmark = pytest.mark.blender
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from blender_addon import address, geometry as geo, inputs, jobstore, resultfmt
-from helpers import make_image_folder, write_png
+from addon_testlib import make_image_folder, write_png
 
 
 # ------------------------------------------------------------------------------------------------ address

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import make_image_folder, run_driver
+from addon_testlib import make_image_folder, run_driver
 
 pytestmark = pytest.mark.blender
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, BackendServer, have_backend, run_driver
+from addon_testlib import REPO, BackendServer, have_backend, run_driver
 
 pytestmark = [pytest.mark.blender, pytest.mark.slow]
 

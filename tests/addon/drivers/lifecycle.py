@@ -105,7 +105,7 @@ facts["server_down"] = {"op": list(res), "status": s.status, "text": s.status_te
                         "timer_stopped": timers.pump(until=None, timeout=5)}
 # a Reconstruct against the dead server fails readably too
 folder = tempfile.mkdtemp()
-from helpers import make_image_folder  # noqa: E402
+from addon_testlib import make_image_folder  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 make_image_folder(Path(folder), 3)
