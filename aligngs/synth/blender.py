@@ -8,7 +8,8 @@ Only this module imports bpy. Render set-up, chosen so the label passes are exac
   0.01 px box every sample of a pixel goes through its centre: RGB, depth and labels are the same ray,
   the pinhole model at (i + 0.5, j + 0.5). RGB is therefore not anti-aliased (like a pinhole renderer).
 * Object index (``Object.pass_index``) = instance id; material index (``Material.pass_index``) =
-  ADE20K class id + 1 (every object has its own materials); 0 = no hit.
+  ADE20K class id + 1 (every object has its own materials); 0 = no hit. The objects also carry the custom
+  properties ``aligngs_instance_id`` and ``aligngs_ade20k_class_id``.
 * Z pass = planar depth along the camera axis (not ray length); 1e10 where no surface is hit.
 * ``scene.cycles.seed`` = the scene seed, adaptive sampling off, fixed bounce limits: same seed, same noise.
 * RGB: the linear Combined pass through the sRGB OETF (Blender's "Standard" view transform), written
@@ -237,6 +238,8 @@ def _mesh_object(name: str, mesh, materials, pass_index: int, class_index: int):
     me.update()
     ob = bpy.data.objects.new(name, me)
     ob.pass_index = int(pass_index)
+    ob["aligngs_instance_id"] = int(pass_index)
+    ob["aligngs_ade20k_class_id"] = int(class_index) - 1
     bpy.context.scene.collection.objects.link(ob)
     return ob
 

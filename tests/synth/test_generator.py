@@ -13,7 +13,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[2]
 BPY = REPO / ".venv-blender" / "bin" / "python"
 
-pytestmark = pytest.mark.skipif(not BPY.exists(), reason=f"Blender venv missing: {BPY}")
+pytestmark = [pytest.mark.blender, pytest.mark.skipif(not BPY.exists(), reason=f"Blender venv missing: {BPY}")]
 
 
 def run_generator(out: Path, seed: int, views: int = 3, threads: int = 2, extra=()):
