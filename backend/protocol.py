@@ -210,7 +210,7 @@ def to_wire_array(arr: np.ndarray) -> np.ndarray:
     bo = arr.dtype.byteorder
     if bo == ">" or (bo == "=" and sys.byteorder == "big"):
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(arr)
+    return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr)  # (ascontiguousarray makes 0-d arrays 1-d)
 
 
 def describe_array(name: str, arr: np.ndarray, frame: int | None, **extra: Any) -> dict:
