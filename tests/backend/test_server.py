@@ -248,6 +248,16 @@ def test_restart_keeps_finished_interrupts_running_requeues_queued(servers, clie
     with pytest.raises(ServerError) as e:
         c2.status(done_job)
     assert e.value.code == "unknown_job" and not (sp.jobs_dir / done_job).exists()
+    # a graceful stop (SIGTERM) ends running jobs as interrupted, tells attached clients, and exits 0
+    seq = c2.resubmit(slow)
+    c2.take(lambda m: m.type == "progress" and m.job == slow and m.re == seq and m.header["stage"] == "train", timeout=30)
+    pid = int((sp.jobs_dir / slow / "out" / "runner.pid").read_text())
+    assert sp2.stop() == 0
+    with pytest.raises(JobFailed) as e:
+        c2.wait(slow, seq, timeout=5)
+    assert e.value.code == "job_interrupted"
+    assert json.loads((sp.jobs_dir / slow / "state.json").read_text())["state"] == "interrupted"
+    assert not pid_alive(pid)
 
 
 def test_server_path_submit(servers, clients, tmp_path):
