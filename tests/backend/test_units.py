@@ -189,3 +189,14 @@ def test_worker_helpers(tmp_path):
     p = shrink_preview(np.ones((600, 300, 3), np.float32) * 0.5)
     assert p.dtype == np.uint8 and max(p.shape[:2]) <= 256 and p[0, 0, 0] == 127
     assert shrink_preview(np.zeros((5, 5))) is None
+
+
+def test_server_process_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, backend.serve, backend.server as s, backend.devices as d; s.known_models(); d.make_slots('auto');"
+            "print(sorted(m for m in ('torch', 'transformers', 'open3d', 'bpy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
