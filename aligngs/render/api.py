@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ._composite import composite, flush_denormal, pair_coefficients, pixel_basis, single_threaded_torch
+from ._isolate import isolated
 from ._projection import project_gaussians, sh_colors
 from ._tiles import gsplat_isect_meta, plan_tiles
 
@@ -55,13 +56,13 @@ def rasterization(
     ``alpha < 1/255`` skipped, termination at transmittance 1e-4, SH like gsplat), differentiable
     w.r.t. means, quats, scales, opacities, colors and backgrounds.
 
-    CPU threading: all torch ops of the CPU path run single-threaded on the calling thread
-    (torch's thread count is restored afterwards) and the tile chunks are spread over
-    ``cpu_workers`` Python threads (default ``min(os.cpu_count(), 4)``), each with single-threaded
-    torch ops and flush-to-zero. This avoids OpenMP barrier stalls on shared machines; on a
-    machine shared with other processes, also running the rest of the training loop with
-    ``torch.set_num_threads(1)`` keeps idle OpenMP threads from spinning on the cores the
-    workers need.
+    CPU threading: every torch op of the CPU path, forward and backward, runs single-threaded
+    with flush-to-zero on the calling thread (torch's settings are restored afterwards). On the
+    2-core machines this project runs on, shared with other processes, OpenMP intra-op threads
+    stall whenever another process holds a core (median timings got 3-10x worse), and neither
+    OpenMP nor a pool of Python threads over the tile chunks (``cpu_workers > 1``, kept as an
+    option; results are bit-identical) gave a reliable speed-up. Running the rest of a training
+    loop with ``torch.set_num_threads(1)`` avoids the same stalls there.
 
     CPU path limits: no batch dimensions, pinhole cameras only, ``packed=False``,
     ``absgrad=False``; ``tile_size`` defaults to 8 and ``channel_chunk`` is ignored (the channels
@@ -109,7 +110,7 @@ def rasterization(
 
 
 def _default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 4))
+    return 1
 
 
 def _shape_error(name: str, expected: str, got: Tensor) -> ValueError:
@@ -199,60 +200,67 @@ def _rasterization_cpu(
     C = viewmats.shape[0]
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise ValueError(f"rasterization: cpu_workers must be a positive int, got {workers!r}")
-    with flush_denormal(), single_threaded_torch():
+    antialiased = rasterize_mode == "antialiased"
+
+    def front(means, quats, scales, opacities, colors, viewmats, Ks):
         proj = project_gaussians(
             means, quats, scales, opacities, viewmats, Ks, width, height, eps2d=eps2d,
             near_plane=near_plane, far_plane=far_plane, radius_clip=radius_clip,
-            antialiased=rasterize_mode == "antialiased",
+            antialiased=antialiased,
         )
-
         if sh_degree is not None:
             feats = sh_colors(sh_degree, means, colors, viewmats)  # [C, N, 3]
         else:
             feats = colors  # [N, D] or [C, N, D]
-
-        bg = backgrounds
         if render_mode in ("RGB+D", "RGB+ED"):
             if feats.dim() == 2:
                 feats = feats[None].expand(C, -1, -1)
             feats = torch.cat([feats, proj.depths[..., None]], dim=-1)
-            if bg is not None:
-                bg = torch.cat([bg, bg.new_zeros(C, 1)], dim=-1)
         elif render_mode in ("D", "ED"):
             feats = proj.depths[..., None]
-            if bg is not None:
-                bg = bg.new_zeros(C, 1)
+        return proj.means2d, proj.conics, proj.depths, proj.opacities, feats, proj.radii
+
+    def coefficients(means2d, conics, opac):
+        return (pair_coefficients(means2d, conics, opac, plan),)
+
+    def expected_depth(renders, alphas):
+        return (torch.cat([renders[..., :-1], renders[..., -1:] / alphas.clamp(min=1e-10)], dim=-1),)
+
+    with flush_denormal(), single_threaded_torch():
+        means2d, conics, depths, opac, feats, radii = isolated(
+            front, means, quats, scales, opacities, colors, viewmats, Ks
+        )
+        bg = backgrounds
+        if bg is not None and render_mode in ("RGB+D", "RGB+ED"):
+            bg = torch.cat([bg, bg.new_zeros(C, 1)], dim=-1)
+        elif bg is not None and render_mode in ("D", "ED"):
+            bg = bg.new_zeros(C, 1)
 
         per_camera = feats.dim() == 3
         table = feats.reshape(-1, feats.shape[-1])
         plan = plan_tiles(
-            proj.means2d, proj.radii, proj.depths, width, height, tile_size,
+            means2d, radii, depths, conics, opac, width, height, tile_size,
             n_channels=table.shape[-1], colors_per_camera=per_camera, chunk_elems=CPU_CHUNK_ELEMS,
         )
-        coeffs = pair_coefficients(proj.means2d, proj.conics, proj.opacities, plan)
+        (coeffs,) = isolated(coefficients, means2d, conics, opac)
         basis = pixel_basis(tile_size, means.dtype, means.device)
-        renders, alphas = composite(
-            coeffs, table, bg, plan, basis, workers=workers
-        )
-
+        renders, alphas = composite(coeffs, table, bg, plan, basis, workers=workers)
         if render_mode in ("ED", "RGB+ED"):
-            renders = torch.cat(
-                [renders[..., :-1], renders[..., -1:] / alphas.clamp(min=1e-10)], dim=-1
-            )
+            (renders,) = isolated(expected_depth, renders, alphas)
 
         meta: Dict[str, Any] = {
             "batch_ids": None,
             "camera_ids": None,
             "gaussian_ids": None,
-            "radii": proj.radii,
-            "means2d": proj.means2d,
-            "depths": proj.depths,
-            "conics": proj.conics,
-            "opacities": proj.opacities,
+            "radii": radii,
+            "means2d": means2d,
+            "depths": depths,
+            "conics": conics,
+            "opacities": opac,
             "tile_width": plan.tile_width,
             "tile_height": plan.tile_height,
             "tiles_per_gauss": plan.tiles_per_gauss,
-            **gsplat_isect_meta(plan, proj.depths),
+            **gsplat_isect_meta(plan, depths),
             "width": width,
             "height": height,
             "tile_size": tile_size,

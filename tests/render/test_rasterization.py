@@ -263,7 +263,8 @@ def test_meta_contract(scene_factory):
     assert (meta["width"], meta["height"], meta["n_cameras"]) == (scene.width, scene.height, C)
     assert meta["tiles_per_gauss"].shape == (C, N)
     vis = (meta["radii"] > 0).all(-1)
-    assert torch.equal(meta["tiles_per_gauss"] > 0, vis)
+    hit = meta["tiles_per_gauss"] > 0  # tiles whose pixels the Gaussian reaches (tight culling)
+    assert torch.all(vis[hit]) and int(hit.sum()) > 0.8 * int(vis.sum())
     offs = meta["isect_offsets"]
     assert offs.shape == (C, meta["tile_height"], meta["tile_width"])
     assert int(meta["flatten_ids"].numel()) == int(meta["tiles_per_gauss"].sum())
