@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import List
+from typing import List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -22,7 +22,7 @@ class Chunk:
     tile_ids: Tensor  # [B] int64, global tile ids (camera * tiles_per_image + tile)
     pair_idx: Tensor  # [B, G] int64 into the pair arrays; padding -> n_pairs (a dummy row)
     color_idx: Tensor  # [B, G] int64 rows of the flattened colour table (padding -> 0)
-    cams: Tensor  # [B] int64 camera of each tile
+    where: Tuple[Tensor, Tensor, Tensor]  # (camera, tile row, tile column) of each tile, [B] each
     n_gauss: int  # G, the padded Gaussian count of the chunk
 
 
@@ -40,6 +40,7 @@ class TilePlan:
     tile_counts: Tensor  # [C * T] int64
     tiles_per_gauss: Tensor  # [C, N] int32
     chunks: List[Chunk] = field(default_factory=list)
+    empty: Optional[Tuple[Tensor, Tensor, Tensor]] = None  # (camera, row, column) of empty tiles
 
     @property
     def n_pairs(self) -> int:
@@ -156,11 +157,12 @@ def plan_tiles(
                     tile_ids=t_ids,
                     pair_idx=pidx_all[a:b].view(j - i, g),
                     color_idx=cidx_all[a:b].view(j - i, g),
-                    cams=torch.div(t_ids, T, rounding_mode="floor"),
+                    where=_tile_where(t_ids, T, tw),
                     n_gauss=g,
                 )
             )
 
+    empty = torch.nonzero(tile_counts == 0).squeeze(1)
     return TilePlan(
         n_cameras=C,
         n_gaussians=N,
@@ -174,6 +176,16 @@ def plan_tiles(
         tile_counts=tile_counts,
         tiles_per_gauss=tiles_per_gauss.reshape(C, N),
         chunks=chunks,
+        empty=_tile_where(empty, T, tw) if empty.numel() else None,
+    )
+
+
+def _tile_where(t_ids: Tensor, T: int, tw: int) -> Tuple[Tensor, Tensor, Tensor]:
+    local = t_ids % T
+    return (
+        torch.div(t_ids, T, rounding_mode="floor"),
+        torch.div(local, tw, rounding_mode="floor"),
+        local % tw,
     )
 
 
