@@ -14,6 +14,7 @@ scales (flattened on surfaces), mixed opacities. Colours are 3 RGB + ``--feature
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -111,9 +112,9 @@ def make_room_scene(
     return RasterScene(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree)
 
 
-def _fwd_bwd(fn: Callable, scene: RasterScene, mode: str) -> float:
-    params = [t.detach().clone().requires_grad_(True)
-              for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.colors)]
+def _fwd_bwd(fn: Callable, scene: RasterScene, mode: str, detach_geometry: bool = False) -> float:
+    params = [t.detach().clone().requires_grad_(not detach_geometry or i == 4)
+              for i, t in enumerate((scene.means, scene.quats, scene.scales, scene.opacities, scene.colors))]
     t0 = time.perf_counter()
     renders, alphas, _ = fn(
         *params, scene.viewmats, scene.Ks, scene.width, scene.height,
@@ -122,6 +123,22 @@ def _fwd_bwd(fn: Callable, scene: RasterScene, mode: str) -> float:
     loss = renders.square().mean() + alphas.mean()
     loss.backward()
     return time.perf_counter() - t0
+
+
+def _cpu_jiffies() -> tuple:
+    """(busy jiffies of all CPUs, total jiffies of all CPUs, this process's jiffies)."""
+    with open("/proc/stat") as f:
+        vals = [int(v) for v in f.readline().split()[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(vals) - idle, sum(vals), int(fields[11]) + int(fields[12])
+
+
+def _others_cpu_fraction(before: tuple, after: tuple) -> float:
+    """Share of the machine's CPU time used by other processes between two _cpu_jiffies()."""
+    busy, total, own = (a - b for a, b in zip(after, before))
+    return max(0.0, (busy - own) / total) if total > 0 else 0.0
 
 
 def _rss_mb() -> float:
@@ -141,6 +158,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--features", type=int, default=16, help="extra feature channels besides RGB")
     ap.add_argument("--sh-degree", type=int, default=None, help="render SH colours instead of features")
     ap.add_argument("--mode", default="RGB+ED", help="render_mode")
+    ap.add_argument("--detach-geometry", action="store_true",
+                    help="only the colours/features require grad (AlignGS's semantic pass)")
+    ap.add_argument("--cpu-workers", type=int, default=None, help="rasterization(cpu_workers=...)")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--reference-repeats", type=int, default=1)
     ap.add_argument("--skip-reference", action="store_true", help="do not time the brute-force reference")
@@ -149,10 +169,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = ap.parse_args(argv)
 
     scene = make_room_scene(args.n, args.width, args.height, args.features, args.sh_degree, args.seed)
+    fast_fn = functools.partial(rasterization, cpu_workers=args.cpu_workers)
     load_before = os.getloadavg()
     rss0 = _rss_mb()
-    _fwd_bwd(rasterization, scene, args.mode)  # warm-up
-    times = [_fwd_bwd(rasterization, scene, args.mode) for _ in range(args.repeats)]
+    _fwd_bwd(fast_fn, scene, args.mode, args.detach_geometry)  # warm-up
+    jiffies0 = _cpu_jiffies()
+    times = [_fwd_bwd(fast_fn, scene, args.mode, args.detach_geometry) for _ in range(args.repeats)]
+    others = _others_cpu_fraction(jiffies0, _cpu_jiffies())
     peak = _peak_rss_mb()
     fast = statistics.median(times)
     with torch.no_grad():
@@ -166,7 +189,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     ref: Optional[float] = None
     if not args.skip_reference:
-        ref_times = [_fwd_bwd(rasterization_reference, scene, args.mode) for _ in range(args.reference_repeats)]
+        ref_times = [_fwd_bwd(rasterization_reference, scene, args.mode, args.detach_geometry)
+                     for _ in range(args.reference_repeats)]
         ref = statistics.median(ref_times)
     load_after = os.getloadavg()
 
@@ -185,24 +209,28 @@ def main(argv: Optional[List[str]] = None) -> int:
         "height": args.height,
         "channels": channels,
         "render_mode": args.mode,
+        "detach_geometry": args.detach_geometry,
         "peak_mem_mb": peak,
         "rss_before_mb": rss0,
-        "threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_workers": args.cpu_workers,
+        "others_cpu_fraction": others,
         "loadavg_before": list(load_before),
         "loadavg_after": list(load_after),
     }
     print(
         f"raster: N={args.n} ({visible} visible, {pairs} tile pairs, median radius "
         f"{out['median_radius_px']:.1f}px, mean alpha {out['mean_alpha']:.2f}) "
-        f"{args.width}x{args.height} x {channels} ch ({args.mode}), {torch.get_num_threads()} threads"
+        f"{args.width}x{args.height} x {channels} ch ({args.mode}"
+        f"{', detached geometry' if args.detach_geometry else ''}), torch threads {torch.get_num_threads()}"
     )
     print(f"  tile rasterizer fwd+bwd: {fast:.4f} s median of {args.repeats} "
           f"(min {min(times):.4f}, max {max(times):.4f})")
     if ref is not None:
         print(f"  brute-force reference fwd+bwd: {ref:.2f} s  -> speedup {ref / fast:.1f}x")
     print(f"  peak RSS {peak:.0f} MB (process, {rss0:.0f} MB before rendering)")
-    print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f} "
-          f"on {os.cpu_count()} cores")
+    print(f"  machine load: other processes used {100 * others:.0f}% of the {os.cpu_count()} cores "
+          f"while the tile rasterizer was timed; load average {load_before[0]:.2f} -> {load_after[0]:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -128,7 +128,7 @@ def plan_tiles(
     cnt_list = cnt_sorted.tolist()
     bounds: List[tuple] = []  # (first sorted tile, end, padded count)
     i = 0
-    per_pair = P + n_channels
+    per_pair = P + n_channels // 4  # the alpha arrays dominate; the colour gather counts less
     while i < len(cnt_list):
         g = cnt_list[i]
         j = min(len(cnt_list), i + max(1, chunk_elems // max(1, g * per_pair)))

@@ -58,6 +58,29 @@ def test_matches_reference(case, seed, scene_factory):
     assert float(a.max()) > 0.5
 
 
+@pytest.mark.parametrize(
+    "opts",
+    [dict(radius_clip=4.0), dict(rasterize_mode="antialiased"), dict(near_plane=2.5, far_plane=4.2),
+     dict(eps2d=0.1)],
+)
+def test_matches_reference_with_options(opts, scene_factory):
+    scene = scene_factory(seed=6, features=3, n_cameras=2)
+    params = [p.clone().requires_grad_(True) for p in scene.params()]
+    ref_params = [p.clone().requires_grad_(True) for p in scene.params()]
+    r, a, meta = rasterization(*scene.args(params), render_mode="RGB+ED", **opts)
+    rr, ra, rmeta = rasterization_reference(*scene.args(ref_params), render_mode="RGB+ED", **opts)
+    torch.testing.assert_close(r, rr, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(a, ra, rtol=1e-9, atol=1e-9)
+    assert torch.equal(meta["radii"], rmeta["radii"])
+    (r.sum() + a.sum()).backward()
+    (rr.sum() + ra.sum()).backward()
+    for p, q in zip(params, ref_params):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-7, atol=1e-9)
+    # the option must matter: compare with the default settings
+    r0, _, meta0 = rasterization(*scene.args(), render_mode="RGB+ED")
+    assert not torch.allclose(r0, r) or not torch.equal(meta0["radii"], meta["radii"])
+
+
 def test_termination_is_exercised(scene_factory):
     scene = scene_factory(seed=3, features=2, opaque=True, n=200)
     _, a, _ = rasterization(*scene.args(), **scene.kwargs)
