@@ -55,4 +55,9 @@ class _Isolated(torch.autograd.Function):
 def isolated(fn: Callable[..., Tuple[Tensor, ...]], *inputs: Any) -> Tuple[Tensor, ...]:
     """``fn(*inputs)`` (a tuple of tensors); float outputs are differentiable w.r.t. the float
     tensor inputs, and their backward runs single-threaded with flush-to-zero."""
+    if not torch.is_grad_enabled() or not any(
+        torch.is_tensor(x) and x.requires_grad for x in inputs
+    ):
+        with torch.no_grad():
+            return tuple(fn(*inputs))
     return _Isolated.apply(fn, *inputs)

@@ -178,6 +178,8 @@ def _check_inputs(
         if backgrounds.shape != (C, D):
             raise _shape_error("backgrounds", f"[{C}, {D}]", backgrounds)
     dt = means.dtype
+    if dt not in (torch.float32, torch.float64):
+        raise ValueError(f"rasterization (CPU): means must be float32 or float64, got {dt}")
     for name, t in (("quats", quats), ("scales", scales), ("opacities", opacities), ("colors", colors),
                     ("viewmats", viewmats), ("Ks", Ks)):
         if t.dtype != dt:

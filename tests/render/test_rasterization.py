@@ -311,6 +311,9 @@ def test_bad_inputs_raise(scene_factory):
         rasterization(*s.args(), backgrounds=torch.zeros(1, 5))
     with pytest.raises(ValueError, match="unsupported"):
         rasterization(*s.args(), camera_model="fisheye")
+    with pytest.raises(ValueError, match="float32 or float64"):
+        half = [t.half() if torch.is_tensor(t) else t for t in s.args()]
+        rasterization(*half)
 
 
 def test_empty_and_invisible_scenes():
@@ -322,3 +325,13 @@ def test_empty_and_invisible_scenes():
                                    torch.ones(n, 3), vm, K, 20, 16, backgrounds=torch.tensor([[0.1, 0.2, 0.3]]))
         assert r.shape == (1, 16, 20, 3) and float(a.abs().max()) == 0.0
         assert torch.allclose(r, torch.tensor([0.1, 0.2, 0.3]).expand(1, 16, 20, 3))
+
+
+def test_no_grad_inference_matches(scene_factory):
+    scene = scene_factory(seed=8, features=3, dtype=torch.float32)
+    r, a, meta = rasterization(*scene.args(), render_mode="RGB+ED")
+    with torch.no_grad():
+        params = [p.clone().requires_grad_(True) for p in scene.params()]
+        r2, a2, meta2 = rasterization(*scene.args(params), render_mode="RGB+ED")
+    assert not r2.requires_grad and not meta2["means2d"].requires_grad
+    assert torch.equal(r, r2) and torch.equal(a, a2)
