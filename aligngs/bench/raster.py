@@ -141,6 +141,42 @@ def _others_cpu_fraction(before: tuple, after: tuple) -> float:
     return max(0.0, (busy - own) / total) if total > 0 else 0.0
 
 
+def _time_semantic(scene: RasterScene, mode: str, d: int, repeats: int, workers: Optional[int]):
+    """Median time of one AlignGS training step's rendering: the first pass (all grads) plus a
+    d-channel pass with detached geometry, done as two calls or with render_features."""
+    from aligngs.render import render_features
+
+    feats = torch.rand(scene.means.shape[0], d, generator=torch.Generator().manual_seed(1))
+    kept_mb = [0.0]
+
+    def step(reuse: bool) -> float:
+        params = [t.detach().clone().requires_grad_(True)
+                  for t in (scene.means, scene.quats, scene.scales, scene.opacities, scene.colors)]
+        f = feats.clone().requires_grad_(True)
+        t0 = time.perf_counter()
+        r, a, meta = rasterization(*params, scene.viewmats, scene.Ks, scene.width, scene.height,
+                                   sh_degree=scene.sh_degree, render_mode=mode, cpu_workers=workers,
+                                   cpu_keep_weights=reuse)
+        if reuse:
+            kept_mb[0] = meta["feature_weights"].nbytes / 2**20
+            sem, _ = render_features(meta, f)
+        else:
+            sem, _, _ = rasterization(scene.means, scene.quats, scene.scales, scene.opacities, f,
+                                      scene.viewmats, scene.Ks, scene.width, scene.height,
+                                      cpu_workers=workers)
+        loss = r.square().mean() + a.mean() + sem.square().mean()
+        loss.backward()
+        return time.perf_counter() - t0
+
+    out = {}
+    for key, reuse in (("step_two_calls_s", False), ("step_reuse_s", True)):
+        step(reuse)
+        out[key] = statistics.median(step(reuse) for _ in range(repeats))
+    out["semantic_channels"] = d
+    out["kept_weights_mb"] = kept_mb[0]
+    return out
+
+
 def _rss_mb() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
@@ -161,6 +197,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--detach-geometry", action="store_true",
                     help="only the colours/features require grad (AlignGS's semantic pass)")
     ap.add_argument("--cpu-workers", type=int, default=None, help="rasterization(cpu_workers=...)")
+    ap.add_argument("--semantic", type=int, default=0, metavar="D",
+                    help="also time an AlignGS-style second pass of D detached-geometry features: "
+                         "a second rasterization call vs render_features on kept weights")
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--reference-repeats", type=int, default=1)
     ap.add_argument("--skip-reference", action="store_true", help="do not time the brute-force reference")
@@ -186,6 +225,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     visible = int((meta["radii"] > 0).all(-1).sum())
     radii = meta["radii"][(meta["radii"] > 0).all(-1)].float().max(-1).values
     pairs = int(meta["flatten_ids"].numel())
+
+    semantic: Dict[str, object] = {}
+    if args.semantic > 0:
+        semantic = _time_semantic(scene, args.mode, args.semantic, args.repeats, args.cpu_workers)
 
     ref: Optional[float] = None
     if not args.skip_reference:
@@ -214,6 +257,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "rss_before_mb": rss0,
         "torch_threads": torch.get_num_threads(),
         "cpu_workers": args.cpu_workers,
+        **semantic,
         "others_cpu_fraction": others,
         "loadavg_before": list(load_before),
         "loadavg_after": list(load_after),
@@ -228,6 +272,10 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"(min {min(times):.4f}, max {max(times):.4f})")
     if ref is not None:
         print(f"  brute-force reference fwd+bwd: {ref:.2f} s  -> speedup {ref / fast:.1f}x")
+    if semantic:
+        print(f"  AlignGS step ({args.mode} pass + {args.semantic}-ch detached-geometry pass): "
+              f"two rasterization calls {semantic['step_two_calls_s']:.4f} s, with kept weights + "
+              f"render_features {semantic['step_reuse_s']:.4f} s (weights {semantic['kept_weights_mb']:.0f} MB)")
     print(f"  peak RSS {peak:.0f} MB (process, {rss0:.0f} MB before rendering)")
     print(f"  machine load: other processes used {100 * others:.0f}% of the {os.cpu_count()} cores "
           f"while the tile rasterizer was timed; load average {load_before[0]:.2f} -> {load_after[0]:.2f}")

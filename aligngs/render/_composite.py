@@ -198,7 +198,7 @@ class _ChunkMath:
         F.threshold(a, self.cut, 0.0, inplace=True)
         return logit, a
 
-    def forward(self, ch: Chunk) -> Tuple[Tensor, Tensor]:
+    def forward(self, ch: Chunk) -> Tuple[Tensor, Tensor, Tensor]:
         K, col = self.gather(ch)
         logit, a = self._raw_alphas(K)
         log1m = torch.rsub(a, 1.0).log_()  # log(1 - a)
@@ -209,7 +209,7 @@ class _ChunkMath:
         w = cs.sub_(log1m).exp_().mul_(a)  # T_excl * alpha
         out = torch.bmm(w, col)  # [B, P, D]
         tf = w.sum(-1).neg_().add_(1.0)  # T_final = 1 - sum of weights
-        return out, tf
+        return out, tf, w
 
     def backward(
         self, ch: Chunk, g: Tensor, rest: Optional[Tensor], need_k: bool, need_col: bool
@@ -275,6 +275,7 @@ class _CompositeTiles(torch.autograd.Function):
         plan: TilePlan,
         basis: Tensor,  # [P, 6]
         workers: int,
+        keep: Optional[dict],  # if given, receives "weights" (per chunk) and "tf" [C, H, W]
     ) -> Tuple[Tensor, Tensor]:
         C, ts = plan.n_cameras, plan.tile_size
         D = colors.shape[-1]
@@ -286,8 +287,11 @@ class _CompositeTiles(torch.autograd.Function):
             img = colors_d.new_empty(C, Hp, Wp, D)
             tf = colors_d.new_empty(C, Hp, Wp)
             img_t, tf_t = _tile_view(img, plan), _tile_view(tf, plan)
-            for ch, (o, t) in zip(plan.chunks, map_ordered(km.forward, plan.chunks, workers)):
+            kept: List[Tensor] = []
+            for ch, (o, t, w) in zip(plan.chunks, map_ordered(km.forward, plan.chunks, workers)):
                 B = o.shape[0]
+                if keep is not None:
+                    kept.append(w)
                 if bg is not None:
                     o.addcmul_(t[..., None], bg.index_select(0, ch.where[0])[:, None, :])
                 img_t.index_put_(ch.where, o.view(B, ts, ts, D))
@@ -301,6 +305,9 @@ class _CompositeTiles(torch.autograd.Function):
             if Hp != plan.height or Wp != plan.width:
                 render, tf = render.contiguous(), tf.contiguous()
             alpha = (1.0 - tf)[..., None]
+            if keep is not None:
+                keep["weights"] = kept
+                keep["tf"] = tf
         ctx.plan = plan
         ctx.workers = workers
         ctx.has_bg = backgrounds is not None
@@ -340,7 +347,7 @@ class _CompositeTiles(torch.autograd.Function):
                         d_coeffs.index_copy_(0, ch.pair_idx.reshape(-1), dK.reshape(-1, 6))
                     if d_col is not None:
                         d_colors.index_add_(0, ch.color_idx.reshape(-1), d_col.reshape(-1, d_col.shape[-1]))
-        return d_coeffs, d_colors, d_bg, None, None, None
+        return d_coeffs, d_colors, d_bg, None, None, None, None
 
 
 def composite(
@@ -349,7 +356,9 @@ def composite(
     backgrounds: Optional[Tensor],
     plan: TilePlan,
     basis: Tensor,
-    workers: int = 2,
+    workers: int = 1,
+    keep: Optional[dict] = None,
 ) -> Tuple[Tensor, Tensor]:
-    """Returns renders [C, H, W, D] and alphas [C, H, W, 1]."""
-    return _CompositeTiles.apply(coeffs, colors, backgrounds, plan, basis, workers)
+    """Returns renders [C, H, W, D] and alphas [C, H, W, 1]; ``keep`` (a dict) receives the
+    compositing weights for ``render_features``."""
+    return _CompositeTiles.apply(coeffs, colors, backgrounds, plan, basis, workers, keep)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from ._composite import composite, flush_denormal, pair_coefficients, pixel_basis, single_threaded_torch
+from ._features import FeatureWeights
 from ._isolate import isolated
 from ._projection import project_gaussians, sh_colors
 from ._tiles import gsplat_isect_meta, plan_tiles
@@ -44,6 +45,7 @@ def rasterization(
     rasterize_mode: str = "classic",
     channel_chunk: int = 32,
     cpu_workers: Optional[int] = None,
+    cpu_keep_weights: bool = False,
     **gsplat_kwargs: Any,
 ) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
     """Rasterize 3D Gaussians into C images; same arguments, outputs and ``meta`` as
@@ -63,6 +65,11 @@ def rasterization(
     OpenMP nor a pool of Python threads over the tile chunks (``cpu_workers > 1``, kept as an
     option; results are bit-identical) gave a reliable speed-up. Running the rest of a training
     loop with ``torch.set_num_threads(1)`` avoids the same stalls there.
+
+    ``cpu_keep_weights=True`` (CPU only) keeps the per-pixel compositing weights in
+    ``meta["feature_weights"]`` so that ``render_features(meta, features)`` can render other
+    features of the same Gaussians and cameras (AlignGS's semantic pass with detached geometry)
+    with one matmul per tile chunk; memory: 4 bytes x 64 x the number of tile-Gaussian pairs.
 
     CPU path limits: no batch dimensions, pinhole cameras only, ``packed=False``,
     ``absgrad=False``; ``tile_size`` defaults to 8 and ``channel_chunk`` is ignored (the channels
@@ -105,7 +112,8 @@ def rasterization(
         sh_degree=sh_degree, packed=packed,
         tile_size=CPU_TILE_SIZE if tile_size is None else tile_size, backgrounds=backgrounds,
         render_mode=render_mode, absgrad=absgrad, rasterize_mode=rasterize_mode,
-        workers=_default_workers() if cpu_workers is None else cpu_workers, extra=gsplat_kwargs,
+        workers=_default_workers() if cpu_workers is None else cpu_workers,
+        keep_weights=cpu_keep_weights, extra=gsplat_kwargs,
     )
 
 
@@ -193,7 +201,7 @@ def _rasterization_cpu(
     viewmats: Tensor, Ks: Tensor, width: int, height: int, *, near_plane: float,
     far_plane: float, radius_clip: float, eps2d: float, sh_degree: Optional[int], packed: bool,
     tile_size: int, backgrounds: Optional[Tensor], render_mode: str, absgrad: bool,
-    rasterize_mode: str, workers: int, extra: Dict[str, Any],
+    rasterize_mode: str, workers: int, keep_weights: bool, extra: Dict[str, Any],
 ) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
     _check_inputs(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
@@ -246,7 +254,8 @@ def _rasterization_cpu(
         )
         (coeffs,) = isolated(coefficients, means2d, conics, opac)
         basis = pixel_basis(tile_size, means.dtype, means.device)
-        renders, alphas = composite(coeffs, table, bg, plan, basis, workers=workers)
+        keep: Optional[dict] = {} if keep_weights else None
+        renders, alphas = composite(coeffs, table, bg, plan, basis, workers=workers, keep=keep)
         if render_mode in ("ED", "RGB+ED"):
             (renders,) = isolated(expected_depth, renders, alphas)
 
@@ -269,4 +278,6 @@ def _rasterization_cpu(
             "n_batches": 1,
             "n_cameras": C,
         }
+        if keep is not None:
+            meta["feature_weights"] = FeatureWeights(plan, keep["weights"], keep["tf"], means.dtype)
     return renders, alphas, meta

@@ -10,7 +10,7 @@ from aligngs.bench.raster import main, make_room_scene
 def test_bench_raster_writes_json(tmp_path, capsys):
     out = tmp_path / "raster.json"
     rc = main(["--n", "300", "--width", "32", "--height", "24", "--features", "2", "--repeats", "1",
-               "--json", str(out)])
+               "--semantic", "5", "--json", str(out)])
     assert rc == 0
     figures = json.loads(out.read_text())
     for key in ("fwd_bwd_s", "bruteforce_fwd_bwd_s", "speedup", "n_gaussians", "width", "height",
@@ -20,6 +20,8 @@ def test_bench_raster_writes_json(tmp_path, capsys):
     assert figures["fwd_bwd_s"] > 0 and figures["bruteforce_fwd_bwd_s"] > 0
     assert figures["speedup"] == figures["bruteforce_fwd_bwd_s"] / figures["fwd_bwd_s"]
     assert figures["channels"] == 6  # 3 + 2 features + expected depth
+    assert figures["step_two_calls_s"] > 0 and figures["step_reuse_s"] > 0
+    assert figures["semantic_channels"] == 5 and figures["kept_weights_mb"] > 0
     assert "fwd+bwd" in capsys.readouterr().out
 
 
