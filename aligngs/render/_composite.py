@@ -132,35 +132,79 @@ def pixel_basis(tile_size: int, dtype: torch.dtype, device: torch.device) -> Ten
     return torch.stack([torch.ones_like(u), u, v, u * u, u * v, v * v], dim=-1)
 
 
+class _PairCoefficients(torch.autograd.Function):
+    """Quadratic log-alpha coefficients per (tile, Gaussian) pair with a closed-form backward.
+
+    With d = (mean - tile centre) and conic (a, b, c):
+    k1 = a dx + b dy, k2 = b dx + c dy, k0 = log(o) - (dx k1 + dy k2) / 2,
+    (k3, k4, k5) = (-a / 2, -b, -c / 2).
+    """
+
+    @staticmethod
+    def forward(ctx, means2d: Tensor, conics: Tensor, opacities: Tensor, plan: TilePlan):  # type: ignore[override]
+        ids = plan.pair_flat_ids
+        ts = plan.tile_size
+        M = ids.shape[0]
+        local = plan.pair_tiles % plan.tiles_per_image
+        dtype = means2d.dtype
+        with single_threaded_torch():
+            xc = (local % plan.tile_width).to(dtype) * ts + 0.5 * ts
+            yc = torch.div(local, plan.tile_width, rounding_mode="floor").to(dtype) * ts + 0.5 * ts
+            m = means2d.detach().reshape(-1, 2).index_select(0, ids)
+            cn = conics.detach().reshape(-1, 3).index_select(0, ids)
+            o = opacities.detach().reshape(-1).index_select(0, ids)
+            dx = m[:, 0] - xc
+            dy = m[:, 1] - yc
+            a, b, c = cn.unbind(-1)
+            k = means2d.new_empty(M + 1, 6)
+            k1 = torch.addcmul(a * dx, b, dy, out=k[:M, 1])
+            k2 = torch.addcmul(b * dx, c, dy, out=k[:M, 2])
+            torch.log(o, out=k[:M, 0]).sub_(0.5 * (dx * k1 + dy * k2))
+            torch.mul(a, -0.5, out=k[:M, 3])
+            torch.neg(b, out=k[:M, 4])
+            torch.mul(c, -0.5, out=k[:M, 5])
+            k[M] = 0.0
+            k[M, 0] = PAD_LOGIT
+        ctx.plan = plan
+        ctx.shapes = (means2d.shape, conics.shape, opacities.shape)
+        ctx.save_for_backward(dx, dy, cn, o, k[:M, 1], k[:M, 2])
+        return k
+
+    @staticmethod
+    def backward(ctx, dK: Tensor):  # type: ignore[override]
+        dx, dy, cn, o, k1, k2 = ctx.saved_tensors
+        ids = ctx.plan.pair_flat_ids
+        M = ids.shape[0]
+        s_m, s_c, s_o = ctx.shapes
+        with single_threaded_torch(), flush_denormal():
+            d0, d1, d2, d3, d4, d5 = dK[:M].unbind(-1)
+            a, b, c = cn.unbind(-1)
+            d_m = torch.stack([d1 * a + d2 * b - d0 * k1, d1 * b + d2 * c - d0 * k2], dim=-1)
+            half0 = 0.5 * d0
+            d_c = torch.stack(
+                [
+                    d1 * dx - half0 * dx * dx - 0.5 * d3,
+                    d1 * dy + d2 * dx - d0 * dx * dy - d4,
+                    d2 * dy - half0 * dy * dy - 0.5 * d5,
+                ],
+                dim=-1,
+            )
+            d_o = d0 / o
+            g_m = dK.new_zeros(s_m).view(-1, 2).index_add_(0, ids, d_m).view(s_m)
+            g_c = dK.new_zeros(s_c).view(-1, 3).index_add_(0, ids, d_c).view(s_c)
+            g_o = dK.new_zeros(s_o).view(-1).index_add_(0, ids, d_o).view(s_o)
+        return g_m, g_c, g_o, None
+
+
 def pair_coefficients(
     means2d: Tensor,  # [C, N, 2]
     conics: Tensor,  # [C, N, 3]
     opacities: Tensor,  # [C, N]
     plan: TilePlan,
 ) -> Tensor:
-    """Quadratic log-alpha coefficients per (tile, Gaussian) pair, [M + 1, 6] (last row: padding).
-
-    Differentiable through plain autograd w.r.t. means2d, conics and opacities.
-    """
-    ids = plan.pair_flat_ids
-    ts = plan.tile_size
-    local = plan.pair_tiles % plan.tiles_per_image
-    dtype = means2d.dtype
-    xc = (local % plan.tile_width).to(dtype) * ts + 0.5 * ts
-    yc = torch.div(local, plan.tile_width, rounding_mode="floor").to(dtype) * ts + 0.5 * ts
-    m = means2d.reshape(-1, 2).index_select(0, ids)
-    cn = conics.reshape(-1, 3).index_select(0, ids)
-    o = opacities.reshape(-1).index_select(0, ids)
-    dx = m[:, 0] - xc
-    dy = m[:, 1] - yc
-    a, b, c = cn.unbind(-1)
-    k1 = a * dx + b * dy
-    k2 = b * dx + c * dy
-    k0 = torch.log(o) - 0.5 * (dx * k1 + dy * k2)
-    k = torch.stack([k0, k1, k2, -0.5 * a, -b, -0.5 * c], dim=-1)
-    pad = torch.zeros(1, 6, dtype=dtype, device=k.device)
-    pad[0, 0] = PAD_LOGIT
-    return torch.cat([k, pad], dim=0)
+    """Quadratic log-alpha coefficients per (tile, Gaussian) pair, [M + 1, 6] (last row: padding),
+    differentiable w.r.t. means2d, conics and opacities."""
+    return _PairCoefficients.apply(means2d, conics, opacities, plan)
 
 
 def _alpha_cut(dtype: torch.dtype) -> float:

@@ -230,9 +230,6 @@ def _rasterization_cpu(
             feats = proj.depths[..., None]
         return proj.means2d, proj.conics, proj.depths, proj.opacities, feats, proj.radii
 
-    def coefficients(means2d, conics, opac):
-        return (pair_coefficients(means2d, conics, opac, plan),)
-
     def expected_depth(renders, alphas):
         return (torch.cat([renders[..., :-1], renders[..., -1:] / alphas.clamp(min=1e-10)], dim=-1),)
 
@@ -252,7 +249,7 @@ def _rasterization_cpu(
             means2d, radii, depths, conics, opac, width, height, tile_size,
             n_channels=table.shape[-1], colors_per_camera=per_camera, chunk_elems=CPU_CHUNK_ELEMS,
         )
-        (coeffs,) = isolated(coefficients, means2d, conics, opac)
+        coeffs = pair_coefficients(means2d, conics, opac, plan)
         basis = pixel_basis(tile_size, means.dtype, means.device)
         keep: Optional[dict] = {} if keep_weights else None
         renders, alphas = composite(coeffs, table, bg, plan, basis, workers=workers, keep=keep)
