@@ -115,7 +115,10 @@ def plan_tiles(
     M = int(rep.shape[0])
     tiles_per_gauss = torch.bincount(vid.index_select(0, rep), minlength=C * N).to(torch.int32)
 
-    tile, perm = torch.sort(tile, stable=True)
+    # stable sort by tile keeps the depth order inside each tile; narrow keys sort much faster
+    key_dtype = torch.int16 if C * T < 2**15 else torch.int32
+    _, perm = torch.sort(tile.to(key_dtype), stable=True)
+    tile = tile.index_select(0, perm)
     pair_flat = vid.index_select(0, rep.index_select(0, perm))
 
     tile_counts = torch.bincount(tile, minlength=C * T)
@@ -149,15 +152,15 @@ def plan_tiles(
         cidx_all = flat if colors_per_camera else flat % N
         cidx_all = torch.where(real, cidx_all, torch.zeros_like(cidx_all))
         offs = seg_start.tolist() + [int(padded.sum())]
+        cam_s, row_s, col_s = _tile_where(tiles_sorted, T, tw)
         for (i, j, g) in bounds:
             a, b = offs[i], offs[j]
-            t_ids = tiles_sorted[i:j]
             chunks.append(
                 Chunk(
-                    tile_ids=t_ids,
+                    tile_ids=tiles_sorted[i:j],
                     pair_idx=pidx_all[a:b].view(j - i, g),
                     color_idx=cidx_all[a:b].view(j - i, g),
-                    where=_tile_where(t_ids, T, tw),
+                    where=(cam_s[i:j], row_s[i:j], col_s[i:j]),
                     n_gauss=g,
                 )
             )
