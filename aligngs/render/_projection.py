@@ -19,6 +19,7 @@ Mirrors gsplat 1.5.3's ``fully_fused_projection`` (pinhole camera, unpacked):
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor

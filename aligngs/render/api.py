@@ -56,7 +56,12 @@ def rasterization(
     same math (EWA projection with gsplat's clamped Jacobian, ``eps2d`` blur, opacity-aware
     3.33-sigma box, depth-sorted front-to-back compositing with ``alpha = min(0.999, o e^-s)``,
     ``alpha < 1/255`` skipped, termination at transmittance 1e-4, SH like gsplat), differentiable
-    w.r.t. means, quats, scales, opacities, colors and backgrounds.
+    w.r.t. means, quats, scales, opacities, colors and backgrounds. (The alpha clamp is gsplat
+    1.5.3's 0.999, the value its CUDA kernel uses.) The opacity-aware box is exact: no pixel
+    outside it reaches alpha >= 1/255. The CPU path further drops (tile, Gaussian) pairs whose
+    tile has no pixel centre the Gaussian reaches (~30% of the box tiles), so ``meta``'s
+    "tiles_per_gauss", "isect_ids", "flatten_ids" and "isect_offsets" describe its own 8-pixel
+    tiles after that culling; "radii" are gsplat's.
 
     CPU threading: every torch op of the CPU path, forward and backward, runs single-threaded
     with flush-to-zero on the calling thread (torch's settings are restored afterwards). On the
