@@ -19,6 +19,7 @@ Mirrors gsplat 1.5.3's ``fully_fused_projection`` (pinhole camera, unpacked):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import List
 
 import torch
 import torch.nn.functional as F
@@ -150,6 +151,46 @@ def project_gaussians(
     )
 
 
+def sh_bases(degree: int, x: Tensor, y: Tensor, z: Tensor) -> List[Tensor]:
+    """Real SH basis values of gsplat (Sloan's "efficient SH evaluation" constants and order)
+    at unit directions (x, y, z), as a list of (degree + 1)^2 tensors."""
+    b: List[Tensor] = [torch.full_like(x, 0.2820947917738781)]
+    if degree < 1:
+        return b
+    c1 = 0.48860251190292
+    b += [-c1 * y, c1 * z, -c1 * x]
+    if degree < 2:
+        return b
+    z2 = z * z
+    t_b = -1.092548430592079 * z
+    c_1 = x * x - y * y
+    s_1 = 2 * x * y
+    b += [0.5462742152960395 * s_1, t_b * y, 0.9461746957575601 * z2 - 0.3153915652525201, t_b * x,
+          0.5462742152960395 * c_1]
+    if degree < 3:
+        return b
+    t_c = -2.285228997322329 * z2 + 0.4570457994644658
+    t_b = 1.445305721320277 * z
+    t_a = -0.5900435899266435
+    c_2 = x * c_1 - y * s_1
+    s_2 = x * s_1 + y * c_1
+    b += [t_a * s_2, t_b * s_1, t_c * y, z * (1.865881662950577 * z2 - 1.119528997770346), t_c * x,
+          t_b * c_1, t_a * c_2]
+    if degree < 4:
+        return b
+    t_d = z * (-4.683325804901025 * z2 + 2.007139630671868)
+    t_c = 3.31161143515146 * z2 - 0.47308734787878
+    t_b = -1.770130769779931 * z
+    t_a = 0.6258357354491763
+    c_3 = x * c_2 - y * s_2
+    s_3 = x * s_2 + y * c_2
+    b += [t_a * s_3, t_b * s_2, t_c * s_1, t_d * y,
+          1.984313483298443 * z2 * (1.865881662950577 * z2 - 1.119528997770346)
+          - 1.006230589874905 * (0.9461746957575601 * z2 - 0.3153915652525201),
+          t_d * x, t_c * c_1, t_b * c_2, t_a * c_3]
+    return b
+
+
 def sh_colors(
     sh_degree: int,
     means: Tensor,  # [N, 3]
@@ -157,17 +198,21 @@ def sh_colors(
     viewmats: Tensor,  # [C, 4, 4]
 ) -> Tensor:
     """Evaluate SH colours per camera like gsplat: view direction from the camera centre,
-    ``clamp_min(sh + 0.5, 0)``. Returns [C, N, 3]."""
-    from gsplat.cuda._torch_impl import _spherical_harmonics
+    ``clamp_min(sh + 0.5, 0)``. Returns [C, N, 3].
 
-    C = viewmats.shape[0]
+    Laid out as [bases, 3, C, N] so that the weighted sum over the bases runs over contiguous
+    N-long rows (broadcasting over the small K and 3 axes is several times slower)."""
     campos = torch.inverse(viewmats)[:, :3, 3]  # [C, 3]
-    dirs = means[None, :, :] - campos[:, None, :]  # [C, N, 3]
+    dirs = F.normalize(means[None, :, :] - campos[:, None, :], p=2, dim=-1)  # [C, N, 3]
+    x, y, z = dirs.unbind(-1)
+    K = (sh_degree + 1) ** 2
+    basis = torch.stack(sh_bases(sh_degree, x, y, z), dim=0)  # [K, C, N]
     if coeffs.dim() == 3:
-        coeffs = coeffs[None].expand(C, -1, -1, -1)
-    n_bases = (sh_degree + 1) ** 2
-    rgb = _spherical_harmonics(sh_degree, dirs, coeffs[..., :n_bases, :])
-    return torch.clamp_min(rgb + 0.5, 0.0)
+        ct = coeffs[:, :K, :].permute(1, 2, 0).contiguous()[:, :, None, :]  # [K, 3, 1, N]
+    else:
+        ct = coeffs[:, :, :K, :].permute(2, 3, 0, 1).contiguous()  # [K, 3, C, N]
+    rgb = (basis[:, None] * ct).sum(0)  # [3, C, N]
+    return torch.clamp_min(rgb.permute(1, 2, 0) + 0.5, 0.0)
 
 
 __all__ = [
@@ -175,5 +220,6 @@ __all__ = [
     "Projection",
     "project_gaussians",
     "rotscale_components",
+    "sh_bases",
     "sh_colors",
 ]
