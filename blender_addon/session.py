@@ -341,6 +341,7 @@ def tick(session: Session, budget_s: float | None = None) -> float | None:
     budget = session.budget_s if budget_s is None else budget_s
     t0 = time.perf_counter()
     changed = False
+    more = False  # messages left in the queue on purpose: come back at once
     try:
         conn = session.conn
         while conn is not None and time.perf_counter() - t0 < budget:
@@ -348,8 +349,14 @@ def tick(session: Session, budget_s: float | None = None) -> float | None:
                 msg = conn.events.get_nowait()
             except queue.Empty:
                 break
+            phase = session.job.phase
             _handle(session, msg)
             changed = True
+            if session.job.phase != phase:
+                # end the drain at a phase change, so the panel draws every phase (receiving, importing...) at
+                # least once even when the whole result arrived between two ticks; the next tick comes at once
+                more = not conn.events.empty()
+                break
         imp = session.importer
         if imp is not None and imp.pending_units:
             left = budget - (time.perf_counter() - t0)
@@ -365,8 +372,8 @@ def tick(session: Session, budget_s: float | None = None) -> float | None:
     if changed:
         _show_reports(session)
         _redraw()
-    if session.busy():
-        return 0.0 if (session.importer is not None and session.importer.pending_units) else TICK_INTERVAL_S
+    if session.busy() or more:
+        return 0.0 if more or (session.importer is not None and session.importer.pending_units) else TICK_INTERVAL_S
     session.timer_active = False
     return None
 

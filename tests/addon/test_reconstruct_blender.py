@@ -52,6 +52,10 @@ def test_reattach_after_reopening_the_blend(facts):
     assert reo["job_id"] == facts["reconstruct"]["job_id"]  # saved in the .blend
     assert reo["phase"] == "idle" and reo["n_classes"] == 6
     assert att["op"] == ["FINISHED"] and att["phase"] == "done" and att["error"] == ""
+    # the whole result was queued before the first tick, and the panel still went through each phase
+    assert att["burst_queued"] > 10
+    assert att["phases"][:2] == ["attaching", "receiving"] and att["phases"][-1] == "done"  # importing may share
+    assert set(att["phases"][2:-1]) <= {"importing"}  # the last tick's
     assert att["roots"] == ["Collection", "AlignGS · imgs"]  # replaced, not duplicated
     assert att["datablocks"] == facts["reconstruct"]["datablocks"]  # nothing leaked
     re_ = facts["reimport"]

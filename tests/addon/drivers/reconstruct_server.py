@@ -125,8 +125,25 @@ timers.callbacks.clear()
 facts["reopened"] = {"job_id": st.job_id, "roots": [c.name for c in scene.collection.children],
                      "n_classes": len(st.classes), "phase": s.job.phase}
 op = bpy.ops.aligngs.attach_job()
-timers.pump(until=lambda: s.job.phase in ("done", "failed"), timeout=args.timeout)
+# hold the timer back until the whole result is queued (as when Blender is busy for a while): the drain must
+# still show every phase, one tick each, rather than jump from attaching to done
+client = sub("client")
+t_wait = time.time()
+while time.time() - t_wait < args.timeout and not any(isinstance(m, client.Done) for m in list(s.conn.events.queue)):
+    time.sleep(0.02)
+burst_queued = len(s.conn.events.queue)
+attach_phases = [s.job.phase]
+
+
+def watch_attach():
+    if attach_phases[-1] != s.job.phase:
+        attach_phases.append(s.job.phase)
+    return s.job.phase in ("done", "failed")
+
+
+timers.pump(until=watch_attach, timeout=args.timeout)
 facts["reattach"] = {"op": list(op), "phase": s.job.phase, "error": s.job.error,
+                     "burst_queued": burst_queued, "phases": attach_phases,
                      "roots": [c.name for c in scene.collection.children],
                      "objects": len(scene.aligngs.root.all_objects) if scene.aligngs.root else 0,
                      "n_classes": len(st.classes),
