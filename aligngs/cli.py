@@ -99,10 +99,20 @@ def cmd_models(args) -> int:
     from .semantics import models
 
     if args.action == "list":
-        for mid, info in models.REGISTRY.items():
-            print(f"{mid:55s} {info.task:22s} {info.license}")
+        defaults = set(models.DEFAULT_MODELS.values())
+        print(f"{'checkpoint':46s} {'task':9s} licence; download size")
+        for info in models.list_models():
+            flags = ("default " if info.id in defaults else "") + ("NON-COMMERCIAL" if info.non_commercial else "")
+            print(f"{info.id:46s} {info.task:9s} {info.licence}; {info.size}" + (f"  [{flags.strip()}]" if flags else ""))
         return 0
-    models.download(args.ids or list(models.DEFAULTS), cache_dir=args.cache_dir)
+    ids = args.ids or list(models.DEFAULT_MODELS.values())
+    try:
+        paths = models.download(ids, cache_dir=args.cache_dir)
+    except Exception as e:  # no network, unknown repository, gated model: say which and why
+        print(f"error: could not download {', '.join(ids)}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    for mid, path in paths.items():
+        print(f"{mid}: {path}")
     return 0
 
 
