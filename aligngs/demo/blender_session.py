@@ -276,7 +276,7 @@ def run(args: argparse.Namespace) -> dict:
     pump = TimerPump()
     try:
         out = {"connection": connect(pump, runtime, session_mod, prefs)}
-        say(f"connected to {out['connection']['server']} ({out['connection']['device']})")
+        say(f"connected to backend.serve {out['connection']['server']} ({out['connection']['device']})")
         t0 = time.monotonic()
         out["reconstruct"] = reconstruct(pump, runtime, session_mod, prefs, args)
         t["reconstruct_and_import"] = time.monotonic() - t0
