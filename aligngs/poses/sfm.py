@@ -16,6 +16,9 @@ from ..progress import CancelFn, check_cancel
 
 log = logging.getLogger(__name__)
 
+ADVICE = ("take more overlapping photos (60-80% overlap between neighbours, varied viewpoints), give known poses "
+          "(transforms.json, a COLMAP model or RGB-D frames), or run VGGT on a GPU machine (poses='vggt')")
+
 
 @dataclass
 class SfMConfig:
@@ -38,6 +41,8 @@ class PoseResult:
     method: str
     unregistered: list[str] = field(default_factory=list)
     report: dict = field(default_factory=dict)
+    # frame name -> int64 indices into ``points`` that the frame observes (SfM tracks); None = not known
+    observations: dict[str, np.ndarray] | None = None
 
 
 def _stage_images(frames: list[Frame], work: Path) -> tuple[Path, dict[str, str]]:
@@ -57,13 +62,35 @@ def _stage_images(frames: list[Frame], work: Path) -> tuple[Path, dict[str, str]
     return img_dir, names
 
 
+def _content_key(f: Frame) -> str:
+    import hashlib
+
+    if f.image is not None:
+        return hashlib.sha256(np.ascontiguousarray(f.image).tobytes()).hexdigest()
+    return hashlib.sha256(Path(f.path).read_bytes()).hexdigest() if f.path is not None else f.name
+
+
+def check_inputs(frames: list[Frame], root: Path | None = None) -> None:
+    """Reject inputs SfM cannot work with before running it: fewer than 3 images, or fewer than 3 distinct ones."""
+    if len(frames) < 3:
+        raise DataError(root, f"SfM needs at least 3 images, got {len(frames)}: {ADVICE}")
+    keys = [_content_key(f) for f in frames]
+    distinct = len(set(keys))
+    if distinct < 3:
+        what = "all images are identical" if distinct == 1 else f"only {distinct} distinct images"
+        raise DataError(root, f"SfM cannot triangulate: {what} (no camera motion between them): {ADVICE}")
+    if distinct < len(frames):
+        dup = [f.name for f, k in zip(frames, keys) if keys.count(k) > 1]
+        log.warning("%d images are exact duplicates of others (%s); SfM will not register them all",
+                    len(frames) - distinct, ", ".join(dup[:10]))
+
+
 def run_sfm(frames: list[Frame], cfg: SfMConfig | None = None, should_cancel: CancelFn | None = None) -> PoseResult:
     import pycolmap
 
     cfg = cfg or SfMConfig()
-    if len(frames) < 3:
-        raise DataError(None, f"SfM needs at least 3 images, got {len(frames)}: add more overlapping photos, "
-                              "or provide known poses (transforms.json / COLMAP)")
+    root = Path(frames[0].path).parent if frames and frames[0].path is not None else None
+    check_inputs(frames, root)
     with tempfile.TemporaryDirectory(prefix="aligngs-sfm-") as tmp:
         work = Path(tmp)
         img_dir, names = _stage_images(frames, work)
@@ -87,11 +114,14 @@ def run_sfm(frames: list[Frame], cfg: SfMConfig | None = None, should_cancel: Ca
         opts.num_threads = 2
         models = pycolmap.incremental_mapping(db, img_dir, work / "sparse", options=opts)
         if not models:
-            raise DataError(None, "SfM could not register any image pair: the photos need more overlap and texture; "
-                                  "or provide known poses, or run VGGT on a GPU machine")
+            raise DataError(root, f"SfM could not register any image pair of {len(frames)} images (too little "
+                                  f"overlap or texture): {ADVICE}")
         rec = max(models.values(), key=lambda r: r.num_reg_images())
         by_name = {f.name: f for f in frames}
         cameras: dict[str, Camera] = {}
+        point_ids = list(rec.points3D.keys())
+        index_of = {pid: i for i, pid in enumerate(point_ids)}
+        observations: dict[str, np.ndarray] = {}
         for img in rec.images.values():
             if not img.has_pose:
                 continue
@@ -103,11 +133,13 @@ def run_sfm(frames: list[Frame], cfg: SfMConfig | None = None, should_cancel: Ca
             full = Camera(np.linalg.inv(w2c), cam.calibration_matrix(), cam.width, cam.height)
             w, h = (frame.image.shape[1], frame.image.shape[0]) if frame.image is not None else (cam.width, cam.height)
             cameras[fname] = full.scaled(w, h) if (w, h) != (cam.width, cam.height) else full
-        pts = [(p.xyz, p.color, p.error) for p in rec.points3D.values()]
+            seen = {index_of[p.point3D_id] for p in img.points2D if p.has_point3D() and p.point3D_id in index_of}
+            observations[fname] = np.array(sorted(seen), np.int64)
+        pts = [(rec.points3D[pid].xyz, rec.points3D[pid].color, rec.points3D[pid].error) for pid in point_ids]
     unregistered = [f.name for f in frames if f.name not in cameras]
     if len(cameras) < cfg.min_registered:
-        raise DataError(None, f"SfM registered only {len(cameras)} of {len(frames)} images: the photos need more "
-                              "overlap (walk slowly, 60-80% overlap), or provide known poses, or use VGGT")
+        raise DataError(root, f"SfM registered only {len(cameras)} of {len(frames)} images (need "
+                              f"{cfg.min_registered}); unregistered: {', '.join(unregistered[:20])}: {ADVICE}")
     if unregistered:
         log.warning("SfM could not register %d of %d images: %s", len(unregistered), len(frames), ", ".join(unregistered))
     xyz = np.array([p[0] for p in pts], np.float32).reshape(-1, 3)
@@ -115,4 +147,4 @@ def run_sfm(frames: list[Frame], cfg: SfMConfig | None = None, should_cancel: Ca
     err = np.array([p[2] for p in pts], np.float32)
     return PoseResult(cameras, xyz, rgb, 1.0 / (1.0 + err), "sfm", unregistered,
                       {"registered": len(cameras), "total": len(frames), "points": len(xyz), "matcher": matcher,
-                       "unregistered": unregistered})
+                       "unregistered": unregistered}, observations)
