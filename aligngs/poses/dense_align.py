@@ -352,3 +352,45 @@ def align_dense(frames: list[Frame], depths: list[np.ndarray | None], points: np
         keep = rng.choice(len(P), cfg.max_points, replace=False)
         P, C = P[keep], C[keep]
     return DenseAlignResult(P, C, views, dropped)
+
+
+def densify_scene(scene, frames: list[Frame], priors=None, cfg: DenseAlignConfig | None = None, seed: int = 0):
+    """The pipeline's hook: a Scene whose initial points are the dense aligned cloud of ``frames``.
+
+    Dense depth per view: the depth prior when the pipeline computed one (``priors[i].depth``, masked by
+    ``depth_valid``), else the frame's sensor depth. Needs the SfM points and tracks (``meta["point_observations"]``,
+    set by ``apply_poses``). Without any dense depth, or when no view aligns, the scene is returned unchanged."""
+    from dataclasses import replace as dc_replace
+
+    from ..data.types import Scene
+
+    if scene.points is None or len(scene.points) == 0:
+        return scene
+    depths = []
+    for i, f in enumerate(frames):
+        p = priors[i] if priors is not None and i < len(priors) else None
+        if p is not None and p.depth is not None:
+            d = np.asarray(p.depth, np.float32).copy()
+            if p.depth_valid is not None:
+                d[~p.depth_valid] = 0.0
+            depths.append(d)
+        else:
+            depths.append(f.depth)
+    if all(d is None for d in depths):
+        log.info("dense init: no dense depth (sensor or prior) for any view; keeping the %d SfM points",
+                 len(scene.points))
+        return scene
+    cfg = cfg or DenseAlignConfig(seed=seed)
+    res = align_dense(frames, depths, scene.points, scene.meta.get("point_observations"), cfg)
+    rep = res.report()
+    meta = dict(scene.meta)
+    meta["dense_align"] = rep
+    if len(res.points) <= len(scene.points):
+        log.warning("dense init: alignment gave %d points (<= %d SfM points); keeping the SfM points: %s",
+                    len(res.points), len(scene.points), rep)
+        return Scene(scene.frames, scene.source, scene.root, scene.has_poses, scene.up, scene.points,
+                     scene.point_colors, meta)
+    meta["points_source"] = f"{meta.get('points_source', 'sfm')}+dense"
+    log.info("dense init: %d aligned points from %d views (%d SfM points)", len(res.points), rep["views_aligned"],
+             len(scene.points))
+    return dc_replace(scene, points=res.points, point_colors=res.colors, meta=meta)
