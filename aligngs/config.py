@@ -21,6 +21,7 @@ class DataConfig:
     max_train_views: int | None = None  # sparse-view subsampling (evenly spaced)
     size_mismatch: str = "resize"  # "resize" (with a warning) or "error" for images of differing sizes
     poses: str = "auto"  # auto | known | sfm | vggt  (auto: known if the input has poses, else the fallback chain)
+    dense_init: bool = True  # SfM poses + per-view depth (sensor / depth prior): init from SPARS3R-aligned dense depth
 
 
 @dataclass

@@ -106,6 +106,10 @@ def reconstruct(
             priors = compute_view_priors(train, cfg, out, device, should_cancel)
 
     with timer.stage("init"):
+        if cfg.data.dense_init and scene.meta.get("point_observations") is not None:
+            from .poses.dense_align import densify_scene
+
+            scene = densify_scene(scene, train, priors, seed=cfg.train.seed)
         pts, cols, init_source = initial_points(scene, train, cfg.train.max_init_points, cfg.train.seed, extent)
         sem_dim = 0
         decoder = None
@@ -164,7 +168,8 @@ def reconstruct(
         "config": cfg.to_dict(),
         "device": str(device),
         "views": {"train": [f.name for f in train], "test": [f.name for f in test]},
-        "init": {"source": init_source, "points": int(len(pts))},
+        "init": {"source": init_source, "points": int(len(pts)), "poses": scene.meta.get("poses"),
+                 "dense_align": scene.meta.get("dense_align")},
         "counts": {
             "gaussians": model.n,
             "mesh_vertices": 0 if outputs.mesh is None else int(len(outputs.mesh.vertices)),
