@@ -80,9 +80,9 @@ class SemanticConfig:
     enabled: bool = True
     num_classes: int = 150
     compact_dim: int | None = None  # None = faithful 150-d; e.g. 16 = rendered channels + 1x1 linear decoder
-    teacher: str = "provided"  # provided | eomt | mask2former | gt
+    teacher: str = "auto"  # auto (provided if every view has labels, else eomt) | provided | eomt | mask2former | gt | none
     teacher_model: str | None = None  # HF id or local folder (None = the teacher's default checkpoint)
-    depth_teacher: str = "sensor"  # sensor | dpt | depth_anything | none
+    depth_teacher: str = "auto"  # auto (sensor if every view has depth, else dpt) | sensor | dpt | depth_anything | none
     depth_model: str | None = None
 
 

@@ -185,13 +185,28 @@ def reconstruct(
     return report
 
 
+def resolve_teachers(frames: list[Frame], cfg: PipelineConfig) -> tuple[str, str]:
+    """The semantic and depth teacher names a run uses: ``auto`` picks what the input carries (label maps ->
+    ``provided``, sensor depth -> ``sensor``) and the default network teacher otherwise (``eomt``, ``dpt``)."""
+    sc = cfg.train.semantics
+    sem = sc.teacher if sc.enabled else "none"
+    if sem == "auto":
+        sem = "provided" if frames and all(f.labels is not None for f in frames) else "eomt"
+    depth = sc.depth_teacher if cfg.train.loss.depth_pearson > 0 else "none"
+    if depth == "auto":
+        depth = "sensor" if frames and all(f.depth is not None for f in frames) else "dpt"
+    return sem, depth
+
+
 def compute_view_priors(frames: list[Frame], cfg: PipelineConfig, out: Path, device, should_cancel: CancelFn | None):
     """Teacher scores / labels / depth priors per training view, through the on-disk cache."""
     from .semantics.priors import PriorCache, compute_priors
     from .semantics.teachers import make_depth_teacher, make_semantic_teacher
 
     sc = cfg.train.semantics
-    sem_teacher = make_semantic_teacher(sc.teacher, sc.teacher_model, str(device)) if sc.enabled else None
-    depth_teacher = make_depth_teacher(sc.depth_teacher, sc.depth_model, str(device)) if cfg.train.loss.depth_pearson > 0 else None
+    sem_name, depth_name = resolve_teachers(frames, cfg)
+    log.info("teachers: semantic %s, depth %s", sem_name, depth_name)
+    sem_teacher = make_semantic_teacher(sem_name, sc.teacher_model, str(device))
+    depth_teacher = make_depth_teacher(depth_name, sc.depth_model, str(device))
     cache = PriorCache(out / "priors")
     return compute_priors(frames, sem_teacher, depth_teacher, cache, should_cancel=should_cancel)

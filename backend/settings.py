@@ -15,8 +15,8 @@ from aligngs.config import PRESETS, PipelineConfig, deep_merge, preset
 from .protocol import ProtocolError, get_field
 
 DEFAULT_PRESET = "balanced"
-SEMANTIC_TEACHERS = ("provided", "gt", "eomt", "mask2former", "none")  # aligngs.semantics.teachers.SEMANTIC_TEACHERS
-DEPTH_TEACHERS = ("sensor", "dpt", "depth_anything", "none")
+SEMANTIC_TEACHERS = ("auto", "provided", "gt", "eomt", "mask2former", "none")  # aligngs.semantics.teachers.SEMANTIC_TEACHERS
+DEPTH_TEACHERS = ("auto", "sensor", "dpt", "depth_anything", "none")
 CHOICES: dict[str, tuple[str, ...]] = {
     "config.mode": ("aligngs", "3dgs"),
     "config.data.poses": ("auto", "known", "sfm", "vggt"),

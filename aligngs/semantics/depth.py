@@ -261,7 +261,7 @@ class DepthAnythingTeacher(_HFDepthTeacher):
         return "depth" if kind == "metric" else "disparity"
 
 
-DEPTH_TEACHERS = ("dpt", "depth_anything", "sensor", "none")
+DEPTH_TEACHERS = ("auto", "dpt", "depth_anything", "sensor", "none")
 
 
 def make_depth_teacher(
@@ -279,6 +279,9 @@ def make_depth_teacher(
     key = (name or "").strip().lower()
     if key == "none":
         return None
+    if key == "auto":
+        raise ValueError("semantics.depth_teacher 'auto' depends on the input: resolve it with "
+                         "aligngs.pipeline.resolve_teachers(frames, config) first")
     if key == "sensor":
         if model:
             log.warning("depth teacher 'sensor' reads Frame.depth: model %r is ignored", model)

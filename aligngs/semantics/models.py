@@ -122,7 +122,8 @@ class CheckpointNotFoundError(FileNotFoundError):
             + (f" ({reason})" if reason else "")
             + f". Fetch it on a machine with internet with `aligngs models download {model_id}` (it lands in the "
             "Hugging Face cache: HF_HOME / HF_HUB_CACHE; copy that cache over), or pass a local folder holding "
-            "config.json, the weights and preprocessor_config.json as the model."
+            "config.json, the weights and preprocessor_config.json as the model; or reconstruct without it "
+            "(`--mode 3dgs`: no semantic or depth teacher)."
         )
         super().__init__(hint)
 

@@ -393,7 +393,7 @@ class EomtTeacher(_MaskClassificationTeacher):
 # --------------------------------------------------------------------------------------------------------------
 # factory
 
-SEMANTIC_TEACHERS = ("eomt", "mask2former", "provided", "gt", "none")
+SEMANTIC_TEACHERS = ("auto", "eomt", "mask2former", "provided", "gt", "none")
 
 
 def make_semantic_teacher(
@@ -419,6 +419,9 @@ def make_semantic_teacher(
         return ProvidedLabelsTeacher(smoothing=smoothing, name=key)
     if key == "none":
         return None
+    if key == "auto":
+        raise ValueError("semantics.teacher 'auto' depends on the input: resolve it with "
+                         "aligngs.pipeline.resolve_teachers(frames, config) first")
     if key == "eomt":
         return EomtTeacher.from_pretrained(model, device=device, output=output, amp=amp, batch_size=batch_size,
                                            cache_dir=cache_dir)

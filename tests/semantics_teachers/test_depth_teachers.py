@@ -103,7 +103,9 @@ def test_sensor_teacher_passthrough(make_image, rng):
 
 def test_depth_factory_names(tiny_checkpoints):
     assert make_depth_teacher("none", None, "cpu") is None
-    with pytest.raises(ValueError, match="known: dpt, depth_anything, sensor, none"):
+    with pytest.raises(ValueError, match="known: auto, dpt, depth_anything, sensor, none"):
         make_depth_teacher("zoedepth", None, "cpu")
+    with pytest.raises(ValueError, match="resolve_teachers"):  # 'auto' depends on the input
+        make_depth_teacher("auto", None, "cpu")
     with pytest.raises(ValueError, match="output_kind"):
         make_depth_teacher("dpt", str(tiny_checkpoints["dpt"]), "cpu", output_kind="metres")

@@ -196,3 +196,23 @@ def test_real_teacher_through_the_cache(tmp_path, tiny_checkpoints, rng):
     np.testing.assert_array_equal(second[1].sem_scores, first[1].sem_scores)
     mm = compute_priors(frames, teacher, None, PriorCache(tmp_path), mmap=True)
     assert isinstance(mm[0].sem_scores, np.memmap)
+
+
+def test_auto_teachers_follow_what_the_input_carries():
+    from aligngs.config import PipelineConfig
+    from aligngs.pipeline import resolve_teachers
+
+    img = np.zeros((4, 4, 3), np.float32)
+    bare = [Frame("a", None, img), Frame("b", None, img)]
+    full = [Frame(f.name, None, img, depth=np.ones((4, 4), np.float32), labels=np.zeros((4, 4), np.int32))
+            for f in bare]
+    cfg = PipelineConfig()
+    assert (cfg.train.semantics.teacher, cfg.train.semantics.depth_teacher) == ("auto", "auto")
+    assert resolve_teachers(full, cfg) == ("provided", "sensor")
+    assert resolve_teachers(bare, cfg) == ("eomt", "dpt")  # photos only: the default network teachers
+    mixed = [full[0], bare[1]]  # one view without labels or depth: the network teachers for all
+    assert resolve_teachers(mixed, cfg) == ("eomt", "dpt")
+    explicit = PipelineConfig.from_dict({"train": {"semantics": {"teacher": "mask2former", "depth_teacher": "none"}}})
+    assert resolve_teachers(full, explicit) == ("mask2former", "none")
+    off = PipelineConfig.from_dict({"train": {"semantics": {"enabled": False}, "loss": {"depth_pearson": 0.0}}})
+    assert resolve_teachers(full, off) == ("none", "none")

@@ -174,8 +174,10 @@ def test_provided_teacher_reads_frame_labels(make_image, rng):
 def test_factory_names():
     assert make_semantic_teacher("none", None, "cpu") is None
     assert isinstance(make_semantic_teacher("provided", None, "cpu"), ProvidedLabelsTeacher)
-    with pytest.raises(ValueError, match="known: eomt, mask2former, provided, gt, none"):
+    with pytest.raises(ValueError, match="known: auto, eomt, mask2former, provided, gt, none"):
         make_semantic_teacher("segformer", None, "cpu")
+    with pytest.raises(ValueError, match="resolve_teachers"):  # 'auto' depends on the input
+        make_semantic_teacher("auto", None, "cpu")
 
 
 @pytest.mark.cuda
