@@ -82,7 +82,8 @@ def extract_outputs(model: GaussianModel, frames: list[Frame], cfg: PipelineConf
     if "semantics" in p:
         logits = p["semantics"].detach()
         if decoder is not None:
-            logits = decoder(logits.T[:, :, None]).squeeze(-1).T
+            with torch.no_grad():
+                logits = decoder(logits.T[:, :, None]).squeeze(-1).T
         g_cls, g_conf = labeling.gaussian_classes(logits.cpu().numpy())
         out.gaussian_class, out.gaussian_conf = g_cls, g_conf
         points["class_id"], points["confidence"] = g_cls[keep], g_conf[keep]

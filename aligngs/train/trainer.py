@@ -192,10 +192,12 @@ class Trainer:
         self.background = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
         self.strategy = ReferenceStrategy.from_config(cfg.densify)
         self.strategy_state = self.strategy.initialize_state(scene_scale=self.extent)
+        # the compact semantic variant (features + decoder) has its own rate; the 150-d vector the reference's
+        self.semantic_lr = cfg.lr.compact_semantics if cfg.semantics.compact_dim else cfg.lr.semantics
         self.optimizers = self._make_optimizers()
         self.extra_modules = list(extra_modules)
         self.extra_optimizer = (
-            torch.optim.Adam([p for m in self.extra_modules for p in m.parameters()], lr=cfg.lr.semantics, eps=cfg.lr.eps)
+            torch.optim.Adam([p for m in self.extra_modules for p in m.parameters()], lr=self.semantic_lr, eps=cfg.lr.eps)
             if self.extra_modules else None
         )
         self.step = 0
@@ -206,7 +208,7 @@ class Trainer:
         lr = self.cfg.lr
         lrs = {
             "means": lr.means * self.extent, "scales": lr.scales, "quats": lr.quats, "opacities": lr.opacities,
-            "sh0": lr.sh0, "shN": lr.shN, "semantics": lr.semantics,
+            "sh0": lr.sh0, "shN": lr.shN, "semantics": self.semantic_lr,
         }
         return {
             k: torch.optim.Adam([{"params": p, "lr": lrs[k], "name": k}], eps=lr.eps)
@@ -282,7 +284,8 @@ class Trainer:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "strategy": {k: v for k, v in self.strategy_state.items() if isinstance(v, (torch.Tensor, float, int))},
             "extra": [m.state_dict() for m in self.extra_modules],
-            "rng": self.rng.bit_generator.state["state"],
+            "extra_optimizer": self.extra_optimizer.state_dict() if self.extra_optimizer is not None else {},
+            "rng": self.rng.bit_generator.state,  # the whole state (PCG64: state, inc and the buffered uint32)
         }
         tmp = path.with_suffix(path.suffix + ".tmp")
         torch.save(state, tmp)
@@ -299,5 +302,9 @@ class Trainer:
         self.strategy_state.update(state["strategy"])
         for m, sd in zip(self.extra_modules, state["extra"]):
             m.load_state_dict(sd)
-        self.rng.bit_generator.state = {**self.rng.bit_generator.state, "state": state["rng"]}
+        if self.extra_optimizer is not None and state.get("extra_optimizer"):
+            self.extra_optimizer.load_state_dict(state["extra_optimizer"])
+        rng = state["rng"]
+        # older checkpoints kept only the inner state dict
+        self.rng.bit_generator.state = rng if "bit_generator" in rng else {**self.rng.bit_generator.state, "state": rng}
         self.step = int(state["step"])
