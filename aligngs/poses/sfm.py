@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,7 +86,25 @@ def check_inputs(frames: list[Frame], root: Path | None = None) -> None:
                     len(frames) - distinct, ", ".join(dup[:10]))
 
 
+@contextmanager
+def _colmap_quiet():
+    """COLMAP's own (glog) lines only when this module logs at DEBUG; restored afterwards."""
+    import pycolmap
+
+    old = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = 0 if log.isEnabledFor(logging.DEBUG) else 1  # INFO | WARNING and above
+    try:
+        yield
+    finally:
+        pycolmap.logging.minloglevel = old
+
+
 def run_sfm(frames: list[Frame], cfg: SfMConfig | None = None, should_cancel: CancelFn | None = None) -> PoseResult:
+    with _colmap_quiet():
+        return _run_sfm(frames, cfg, should_cancel)
+
+
+def _run_sfm(frames: list[Frame], cfg: SfMConfig | None, should_cancel: CancelFn | None) -> PoseResult:
     import pycolmap
 
     cfg = cfg or SfMConfig()
