@@ -185,7 +185,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the depth / normal terms switched on at the reference's share of the schedule (1500 of 7000 iterations).
     # Balanced: a few thousand steps, same share. Paper: the reference schedule.
     "fast": {"data": {"resolution": 160},
-             "train": {"iterations": 600, "sh_degree": 1, "max_init_points": 30_000,
+             "train": {"iterations": 600, "sh_degree": 1, "max_init_points": 60_000,
                        "densify": {"refine_start_iter": 200, "max_gaussians": 60_000},
                        "loss": {"depth_from_iter": 130, "normal_from_iter": 130},
                        "semantics": {"compact_dim": 16}}},

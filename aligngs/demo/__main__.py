@@ -22,7 +22,7 @@ from .server import BackendServer, ServerError
 from .summary import DemoRun, class_names, format_summary, job_files
 
 log = logging.getLogger("aligngs.demo")
-# The fast preset (600 iterations at 160 px) trains for about 6 minutes on 2 idle CPU cores (samples/room,
+# The fast preset (600 iterations at 160 px) trains for about 8 minutes on 2 idle CPU cores (samples/room,
 # aligngs mode); the demo sends a shorter schedule through the add-on's Advanced settings to stay near a minute.
 DEMO_ITERATIONS = 120
 DEMO_RESOLUTION = 112
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"longest training image side in px, Advanced settings (default: {DEMO_RESOLUTION})")
     ap.add_argument("--plain-preset", action="store_true",
                     help="send the preset as it is, without --iterations/--resolution (fast: 600 iterations at "
-                         "160 px, about 6 minutes of training on 2 CPU cores)")
+                         "160 px, about 8 minutes of training on 2 CPU cores)")
     ap.add_argument("--no-render", action="store_true", help="save scene.blend but do not render scene.png")
     ap.add_argument("--samples", type=int, default=16, help="Cycles samples per pixel for scene.png (default: 16)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the reconstruction")
