@@ -184,7 +184,6 @@ class SceneImport:
         self._classes: list[ClassSummary] = []
         self._radius: float | None = self.options.point_radius
         self.warnings: list[str] = []
-        self.files: list[str] = []  # names of the file parts received (not built)
         self.n_points = 0
         self.n_faces = 0
         self.n_cameras = 0
@@ -198,7 +197,6 @@ class SceneImport:
         if part.kind == "file":
             # a file the pipeline wrote (the 3DGS PLY): Blender has no Gaussian-splat type to build from it; it
             # stays in the job's output folder on the server (protocol.md section 7)
-            self.files.append(part.name)
             return
         if part.kind not in ("mesh", "points", "cameras", "class"):
             self.warnings.append(f"skipped result part {part.name!r} of unknown kind {part.kind!r}")

@@ -192,7 +192,7 @@ class Trainer:
         self.background = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
         self.strategy = ReferenceStrategy.from_config(cfg.densify)
         self.strategy_state = self.strategy.initialize_state(scene_scale=self.extent)
-        # the compact semantic variant (features + decoder) has its own rate; the 150-d vector the reference's
+        # the compact semantic variant (features + decoder) has its own rate; the 150-d vector keeps the reference's
         self.semantic_lr = cfg.lr.compact_semantics if cfg.semantics.compact_dim else cfg.lr.semantics
         self.optimizers = self._make_optimizers()
         self.extra_modules = list(extra_modules)
