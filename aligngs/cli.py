@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .config import PRESETS, deep_merge, preset
+from .data.split import SPLIT_CHOICES
 
 
 def build_config(args) -> "PipelineConfig":  # noqa: F821
@@ -33,6 +34,9 @@ def build_config(args) -> "PipelineConfig":  # noqa: F821
         cli["data"]["max_train_views"] = args.max_views
     if args.test_every is not None:
         cli["data"]["test_every"] = args.test_every
+        cli["data"]["split"] = "every"  # an explicit --test-every is the split the user asked for
+    if args.split:
+        cli["data"]["split"] = args.split
     if args.no_semantics:
         cli["train"]["semantics"]["enabled"] = False
     if args.teacher:
@@ -96,7 +100,7 @@ def summary(report: dict, out: Path) -> str:
 
 
 def cmd_models(args) -> int:
-    from .semantics import models
+    from .priors import models
 
     if args.action == "list":
         defaults = set(models.DEFAULT_MODELS.values())
@@ -116,7 +120,7 @@ def cmd_models(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="aligngs", description="AlignGS indoor reconstruction")
     ap.add_argument("--log-level", default="WARNING")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -132,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--poses", choices=["auto", "known", "sfm", "vggt"])
     r.add_argument("--teacher", help="semantic teacher: provided | eomt | mask2former")
     r.add_argument("--max-views", type=int, help="sparse-view training: at most this many training views")
-    r.add_argument("--test-every", type=int, help="every k-th view is held out for testing (0 = none)")
+    r.add_argument("--test-every", type=int, help="every k-th view is held out for testing (0 = none; implies --split every)")
+    r.add_argument("--split", choices=SPLIT_CHOICES,
+                   help="auto (default): the input's own train/test split when it declares one (nerfstudio "
+                        "test_filenames / val_filenames), else --test-every; scene: require it; every: --test-every")
     r.add_argument("--no-semantics", action="store_true")
     r.add_argument("--no-mesh", action="store_true")
     r.add_argument("--quiet", action="store_true")
@@ -142,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("ids", nargs="*")
     m.add_argument("--cache-dir")
     m.set_defaults(func=cmd_models)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     return args.func(args)
 

@@ -17,7 +17,10 @@ class DataConfig:
 
     resolution: int | None = None  # longest side in px after scaling (None = native)
     test_every: int = 8  # every k-th frame is a test view (0 = no test views)
-    test_names: list[str] | None = None  # explicit test split (overrides test_every)
+    test_names: list[str] | None = None  # explicit test split (overrides split and test_every)
+    # auto: the input's own split when it has one (nerfstudio test_filenames, else val_filenames; per-frame
+    # "split" keys), else test_every | scene: the input's split, an error when it has none | every: test_every only
+    split: str = "auto"
     max_train_views: int | None = None  # sparse-view subsampling (evenly spaced)
     size_mismatch: str = "resize"  # "resize" (with a warning) or "error" for images of differing sizes
     poses: str = "auto"  # auto | known | sfm | vggt  (auto: known if the input has poses, else the fallback chain)

@@ -1,7 +1,7 @@
 """One entry point for every input: ``load_scene(path, cfg)`` detects the format and returns a ``Scene``.
 
 Detection order for a folder: ``transforms.json`` -> COLMAP model (``sparse/0``, ``sparse`` or the folder itself)
--> RGB-D frame folder (``intrinsics.K.txt`` + ``*.color.png``) -> plain image folder (no poses).
+-> RGB-D frame folder (``intrinsics.K.txt`` or ``camera-intrinsics.txt`` + ``*.color.png``) -> plain image folder (no poses).
 A path to a ``.json`` file is read as transforms.json. The per-format loaders are re-exported here.
 """
 from __future__ import annotations

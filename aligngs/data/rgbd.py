@@ -1,7 +1,8 @@
 """RGB-D frame folders (7-Scenes / tsdf-fusion layout).
 
 ``frame-NNNNNN.color.{png,jpg}``, ``frame-NNNNNN.depth.png`` (uint16, millimetres, 0 = invalid),
-``frame-NNNNNN.pose.txt`` (4x4 camera-to-world, OpenCV axes), and one shared ``intrinsics.K.txt`` (3x3).
+``frame-NNNNNN.pose.txt`` (4x4 camera-to-world, OpenCV axes), and one shared 3x3 intrinsics file named
+``intrinsics.K.txt`` or ``camera-intrinsics.txt`` (the name in the tsdf-fusion sample data).
 """
 from __future__ import annotations
 
@@ -21,16 +22,25 @@ from .types import Camera, Scene
 log = logging.getLogger(__name__)
 
 COLOR_RE = re.compile(r"^(?P<stem>.+)\.color\.(png|jpg|jpeg)$", re.IGNORECASE)
-INTRINSICS_NAME = "intrinsics.K.txt"
+INTRINSICS_NAMES = ("intrinsics.K.txt", "camera-intrinsics.txt")  # first found wins, in this order
 
 
 def is_rgbd_folder(path: Path) -> bool:
-    """A folder of ``*.color.*`` images with ``intrinsics.K.txt`` or ``*.pose.txt`` files next to them."""
+    """A folder of ``*.color.*`` images with an intrinsics file or ``*.pose.txt`` files next to them."""
     if not path.is_dir():
         return False
     names = [p.name for p in path.iterdir()]
     has_color = any(COLOR_RE.match(n) for n in names)
-    return has_color and (INTRINSICS_NAME in names or any(n.endswith(".pose.txt") for n in names))
+    return has_color and (any(n in names for n in INTRINSICS_NAMES) or any(n.endswith(".pose.txt") for n in names))
+
+
+def find_intrinsics(root: Path) -> Path:
+    """The folder's intrinsics file; a DataError naming every accepted name when there is none."""
+    for name in INTRINSICS_NAMES:
+        if (root / name).is_file():
+            return root / name
+    raise DataError(root / INTRINSICS_NAMES[0],
+                    f"missing intrinsics file (3x3 K) for the RGB-D folder; accepted names: {', '.join(INTRINSICS_NAMES)}")
 
 
 def _read_matrix(path: Path, what: str) -> np.ndarray:
@@ -50,9 +60,7 @@ def load_rgbd(path: str | Path, cfg: DataConfig | None = None, depth_scale: floa
     root = Path(path)
     if not root.is_dir():
         raise DataError(root, "RGB-D folder does not exist")
-    k_path = root / INTRINSICS_NAME
-    if not k_path.is_file():
-        raise DataError(k_path, "missing intrinsics file (3x3 K) for the RGB-D folder")
+    k_path = find_intrinsics(root)
     K = check_intrinsics(_read_matrix(k_path, "intrinsics"), k_path)
 
     colors = sorted((p for p in root.iterdir() if COLOR_RE.match(p.name)), key=lambda p: natural_key(p.name))

@@ -9,6 +9,10 @@
   or value * nerfstudio's ``depth_unit_scale_factor`` when that is given), ``semantic_file_path`` (8-bit PNG,
   ADE20K id + 1, 0 = unknown -> ``Frame.labels``), ``instance_file_path`` (16-bit PNG -> ``extras["instance"]``).
 - Top level ``aligngs_world_up`` [3] -> ``Scene.up``.
+- The input's own train/test split -> ``Scene.meta["split"]`` (``{"train": [...] | None, "test": [...], "source": key}``,
+  frame names): nerfstudio's top-level ``test_filenames`` (else ``val_filenames``) with optional
+  ``train_filenames``, as its dataparser reads them; else per-frame ``"split": "train" | "test"`` keys (our synthetic
+  rooms). Listed files whose image is missing are skipped like their frames. ``split_frames`` decides whether to use it.
 """
 from __future__ import annotations
 
@@ -55,6 +59,7 @@ def load_transforms(path: str | Path, cfg: DataConfig | None = None) -> Scene:
     specs: list[FrameSpec] = []
     skipped: list[str] = []
     seen: set[str] = set()
+    frame_splits: dict[str, str] = {}
     for i, fr in enumerate(meta["frames"]):
         where = f"frames[{i}]"
         if not isinstance(fr, dict) or "file_path" not in fr or "transform_matrix" not in fr:
@@ -68,6 +73,10 @@ def load_transforms(path: str | Path, cfg: DataConfig | None = None) -> Scene:
         if name in seen:
             raise DataError(json_path, f"{where}: image {name} is listed twice")
         seen.add(name)
+        if "split" in fr:
+            if fr["split"] not in ("train", "test", "val"):
+                raise DataError(json_path, f"{where}.split must be 'train', 'test' or 'val', got {fr['split']!r}")
+            frame_splits[name] = "test" if fr["split"] == "val" else fr["split"]
         c2w = check_pose(fr["transform_matrix"], json_path, f"{where}.transform_matrix") @ GL_TO_CV
         K, w, h, dist = _intrinsics(meta, fr, img_path, json_path, where)
         specs.append(FrameSpec(
@@ -82,13 +91,46 @@ def load_transforms(path: str | Path, cfg: DataConfig | None = None) -> Scene:
     if skipped:
         log.warning("%s: loaded %d of %d frames (%d images missing)", json_path, len(specs), len(meta["frames"]), len(skipped))
     specs.sort(key=lambda s: natural_key(s.name))
+    split = _input_split(meta, root, {s.name for s in specs}, frame_splits, json_path)
     builder = FrameBuilder(cfg)
     frames = [builder.build(s) for s in specs]
     dists = {s.distortion for s in specs if s.distortion is not None and not s.distortion.is_zero}
     return Scene(
         frames=frames, source="transforms", root=root, has_poses=True, up=up,
-        meta={"skipped": skipped, "json": str(json_path), "undistorted": bool(dists)},
+        meta={"skipped": skipped, "json": str(json_path), "undistorted": bool(dists), "split": split},
     )
+
+
+def _input_split(meta: dict, root: Path, names: set[str], frame_splits: dict[str, str], json_path: Path) -> dict | None:
+    """The split the file itself declares (nerfstudio's ``*_filenames`` lists win over per-frame keys), or None."""
+    def listed(key: str) -> list[str] | None:
+        value = meta.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise DataError(json_path, f"top-level {key} must be a list of file paths, got {type(value).__name__}")
+        out = []
+        for v in value:
+            p = _resolve_image(root, v)
+            name = None if p is None else (p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name)
+            if name in names:
+                out.append(name)
+            else:
+                log.warning("%s: %s lists %s, which is not a loaded frame; ignoring it", json_path, key, v)
+        return out
+
+    test_key = "test_filenames" if meta.get("test_filenames") is not None else "val_filenames"
+    test = listed(test_key)
+    if test is not None:
+        train = listed("train_filenames")
+        overlap = sorted(set(train or ()) & set(test))
+        if overlap:
+            raise DataError(json_path, f"train_filenames and {test_key} share {len(overlap)} frame(s), e.g. {overlap[0]}")
+        return {"train": train, "test": test, "source": test_key}
+    if frame_splits:
+        return {"train": None, "test": sorted((n for n, s in frame_splits.items() if s == "test"), key=natural_key),
+                "source": "frames[].split"}
+    return None
 
 
 def _resolve_image(root: Path, file_path: str) -> Path | None:
