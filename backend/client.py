@@ -21,17 +21,15 @@ import numpy as np
 import zmq
 from zmq import auth as zauth
 
-from .protocol import PROTOCOL_VERSION, ProtocolError, decode_json_object, encode_header, le_dtype, parse_array_desc
-
-try:  # the shared result type when aligngs is importable; a local twin otherwise
-    from aligngs.results import ResultPart
-except ImportError:  # pragma: no cover
-    @dataclass
-    class ResultPart:  # type: ignore[no-redef]
-        name: str
-        kind: str
-        arrays: dict = field(default_factory=dict)
-        meta: dict = field(default_factory=dict)
+from aligngs.wire import (
+    ResultPart,
+    ResultStream,
+    array_from_frame,
+    decode_json_object,
+    encode_header,
+    parse_array_desc,
+    request,
+)
 
 
 class ServerError(RuntimeError):
@@ -78,7 +76,7 @@ class Message:
 
     def array(self, desc: dict) -> np.ndarray:
         d = parse_array_desc(desc, "array", n_frames=len(self.frames))
-        return np.frombuffer(self.frame(d.frame), dtype=d.dtype).reshape(d.shape)
+        return array_from_frame(d, self.frame(d.frame))
 
 
 @dataclass
@@ -100,78 +98,28 @@ class JobResult:
 
 
 class ResultAssembler:
-    """Rebuilds one result stream (``result``, ``part``/``chunk``..., ``done``) into ResultParts."""
+    """Rebuilds one result stream (``result``, ``part``/``chunk``..., ``done``) into a JobResult
+    (``aligngs.wire.ResultStream`` does the work)."""
 
     def __init__(self, job: str):
         self.result = JobResult(job)
-        self.expected_parts: int | None = None
-        self._part: ResultPart | None = None
-        self._pending: list[tuple[str, Any, np.ndarray, int]] = []  # (name, desc, buffer, chunks left)
-        self.finished = False
+        self.stream = ResultStream(job)
 
-    def _fail(self, msg: str):
-        raise ProtocolError("malformed", f"result stream of job {self.result.job}: {msg}")
+    @property
+    def finished(self) -> bool:
+        return self.stream.finished
 
     def feed(self, m: Message) -> bool:
         """Consume one message of the stream; True once ``done`` has arrived (ProtocolError if inconsistent)."""
-        try:
-            return self._feed(m)
-        except ProtocolError:
-            raise
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
-            raise ProtocolError("malformed", f"result stream of job {self.result.job}: bad {m.type!r} message: {e}") from None
-
-    def _feed(self, m: Message) -> bool:
-        h = m.header
+        self.stream.feed(m.header, [m.frame(k) for k in range(1, len(m.frames) + 1)])
+        st, res = self.stream, self.result
         if m.type == "result":
-            self.expected_parts = int(h["parts"])
-            self.result.scene, self.result.up, self.result.version = h.get("scene", ""), h.get("up", []), h.get("version", 0)
-            self.result.nbytes = int(h.get("nbytes", 0))
-        elif m.type == "part":
-            if self.expected_parts is None or self._pending or h.get("index") != len(self.result.parts):
-                self._fail(f"unexpected part {h.get('index')}")
-            arrays = {}
-            for i, raw in enumerate(h.get("arrays", [])):
-                d = parse_array_desc(raw, f"arrays[{i}]", n_frames=len(m.frames), allow_chunked=True)
-                if d.frame is not None:
-                    arrays[d.name] = np.frombuffer(m.frame(d.frame), dtype=d.dtype).reshape(d.shape)
-                else:
-                    buf = np.empty(d.nbytes, np.uint8)
-                    self._pending.append((d.name, d, buf, d.chunks))
-            self._order = [str(a.get("name")) for a in h.get("arrays", [])]
-            self._part = ResultPart(h["name"], h["kind"], arrays, h.get("meta", {}))
-            self._maybe_close_part()
-        elif m.type == "chunk":
-            if self._part is None or not self._pending or h.get("part") != len(self.result.parts):
-                self._fail(f"unexpected chunk for part {h.get('part')}")
-            name, d, buf, left = self._pending[0]
-            off, nb = h.get("offset"), h.get("nbytes")
-            if h.get("array") != name or h.get("total") != d.nbytes or len(m.frames) != 1 or len(m.frame(1)) != nb:
-                self._fail(f"chunk for {h.get('array')!r} does not match the expected array {name!r}")
-            if not (isinstance(off, int) and 0 <= off and off + nb <= d.nbytes):
-                self._fail(f"chunk offset {off} out of range")
-            buf[off:off + nb] = np.frombuffer(m.frame(1), np.uint8)
-            left -= 1
-            if left == 0:
-                self._part.arrays[name] = buf.view(d.dtype).reshape(d.shape)
-                self._pending.pop(0)
-                self._maybe_close_part()
-            else:
-                self._pending[0] = (name, d, buf, left)
-        elif m.type == "done":
-            if self._pending or self._part is not None or self.expected_parts != len(self.result.parts):
-                self._fail("done before all parts arrived")
-            self.result.done = h
-            self.finished = True
-            return True
-        return False
-
-    def _maybe_close_part(self) -> None:
-        if not self._pending and self._part is not None:
-            arrays = self._part.arrays
-            self._part.arrays = {k: arrays[k] for k in self._order if k in arrays}
-            self.result.parts.append(self._part)
-            self._part = None
+            h = st.header
+            res.scene, res.up, res.version, res.nbytes = h.get("scene", ""), h.get("up", []), h.get("version", 0), st.nbytes
+        res.parts = st.parts
+        if st.finished:
+            res.done = st.done
+        return st.finished
 
 
 def _key_bytes(k: str | bytes | os.PathLike, public: bool) -> bytes:
@@ -231,7 +179,7 @@ class Client:
 
     def send(self, type_: str, frames: Iterable = (), **fields: Any) -> int:
         self._seq += 1
-        header = {"v": PROTOCOL_VERSION, "type": type_, "seq": self._seq, **fields}
+        header = {**request(type_, self._seq), **fields}
         self.sock.send_multipart([encode_header(header), *frames], copy=False)
         return self._seq
 

@@ -1,7 +1,8 @@
 """Result stream (protocol section 7): a finished job's parts as ZeroMQ frames, without copying array bytes.
 
-Arrays are memory-mapped from the ``.npy`` files (``aligngs.results.read_parts``); inline frames and chunk frames
-are ``memoryview`` slices of those maps, handed to ZeroMQ with ``copy=False``.
+Arrays are memory-mapped from the ``.npy`` files (``aligngs.wire.read_parts``); the stream itself is encoded by
+``aligngs.wire.encode_result_stream`` (inline frames and chunk frames are ``memoryview`` slices of those maps,
+handed to ZeroMQ with ``copy=False``).
 """
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from aligngs.results import ALLOWED_DTYPES, ResultPart, read_parts
-
-from .protocol import array_bytes, chunk_ranges, describe_array, encode_header, json_safe, message, n_chunks, to_wire_array
+from aligngs.wire import ALLOWED_DTYPES, ResultPart, encode_result_stream, json_safe, read_parts, to_wire_array
 
 
 class ResultError(ValueError):
@@ -80,31 +79,5 @@ def load_result(out_dir: Path, *, include_files: bool = True, names: list[str] |
 
 def stream_messages(job: str, re_: int | None, result: LoadedResult, chunk_bytes: int) -> Iterator[list]:
     """The messages of one result stream: ``result``, then per part ``part`` + its ``chunk``s (frames lists)."""
-    n = len(result.parts)
-    yield [
-        encode_header(
-            message(
-                "result", re_, job=job, scene=result.scene, up=result.up, version=result.version, parts=n,
-                nbytes=result.nbytes, chunk_bytes=chunk_bytes,
-            )
-        )
-    ]
-    for i, part in enumerate(result.parts):
-        descs, inline, chunked = [], [], []
-        for name, arr in part.arrays.items():
-            if arr.nbytes <= chunk_bytes:
-                inline.append(array_bytes(arr))
-                descs.append(describe_array(name, arr, len(inline), chunks=0))
-            else:
-                descs.append(describe_array(name, arr, None, chunks=n_chunks(arr.nbytes, chunk_bytes)))
-                chunked.append((name, arr))
-        header = message("part", re_, job=job, index=i, count=n, name=part.name, kind=part.kind, meta=part.meta, arrays=descs)
-        yield [encode_header(header), *inline]
-        for name, arr in chunked:
-            buf = array_bytes(arr)
-            ranges = chunk_ranges(arr.nbytes, chunk_bytes)
-            for j, (off, nb) in enumerate(ranges):
-                h = message(
-                    "chunk", re_, job=job, part=i, array=name, index=j, count=len(ranges), offset=off, nbytes=nb, total=int(arr.nbytes)
-                )
-                yield [encode_header(h), buf[off:off + nb]]
+    return encode_result_stream(job, re_, result.parts, scene=result.scene, up=result.up, version=result.version,
+                                chunk_bytes=chunk_bytes)

@@ -14,7 +14,7 @@ import numpy as np
 from plyfile import PlyData, PlyElement, PlyElementParseError
 
 from aligngs.data.types import TriMesh
-from aligngs.export._atomic import atomic_open
+from aligngs.wire.jsonio import atomic_open
 
 _PLY_OK = {np.dtype(t) for t in ("i1", "u1", "i2", "u2", "i4", "u4", "f4", "f8")}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
