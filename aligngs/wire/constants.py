@@ -37,7 +37,7 @@ ERROR_CODES = frozenset(
     }
 )
 # ``failed.code`` values (section 6.2).
-JOB_ERROR_CODES = frozenset({"job_failed", "bad_input", "worker_died", "job_interrupted"})
+JOB_ERROR_CODES = frozenset({"job_failed", "bad_input", "missing_model", "worker_died", "job_interrupted"})
 
 # The dtype allow-list of arrays on the wire and in result folders (section 2.3).
 ALLOWED_DTYPES = frozenset(
