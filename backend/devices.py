@@ -17,13 +17,14 @@ class Slot:
     name: str  # GPU name or "cpu"
     cuda_visible: str | None  # CUDA_VISIBLE_DEVICES for the job process (None: leave the environment alone)
     job: str | None = None  # running job
+    node: str | None = None  # the cluster node running it (Ray executor)
 
     @property
     def kind(self) -> str:
         return "cuda" if self.device.startswith("cuda") else "cpu"
 
     def public(self) -> dict:
-        return {"slot": self.index, "device": self.device, "name": self.name, "job": self.job}
+        return {"slot": self.index, "device": self.device, "name": self.name, "job": self.job, "node": self.node}
 
 
 def list_gpus(timeout: float = 15.0) -> list[dict]:

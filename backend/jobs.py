@@ -43,6 +43,8 @@ class JobRecord:
     server_path: str | None = None  # input folder on the server (instead of inputs/)
     exit_code: int | None = None
     signal: str | None = None
+    node: str | None = None  # the cluster node that runs / ran the job (Ray executor), else None
+    parts: list[str] | None = None  # submit's ``parts``: the result parts pushed to attached clients (None: all)
 
     def public(self, position: int | None = None) -> dict[str, Any]:
         """The record as sent on the wire (protocol section 3)."""
@@ -55,12 +57,14 @@ class JobRecord:
             "finished": self.finished,
             "position": position,
             "device": self.device,
+            "node": self.node,
             "n_inputs": self.n_inputs,
             "attempt": self.attempt,
             "progress": self.progress,
             "error": self.error,
             "summary": self.summary,
             "settings": self.settings,
+            "parts": self.parts,
         }
 
     @property

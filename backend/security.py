@@ -9,11 +9,9 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from .errors import SecurityError  # re-exported: backend.security.SecurityError
+
 log = logging.getLogger(__name__)
-
-
-class SecurityError(ValueError):
-    """The requested bind / key set-up is refused."""
 
 
 def is_loopback(endpoint: str) -> bool:

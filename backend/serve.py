@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from .devices import make_slots
+from .errors import BackendError
+from .executors import EXECUTORS
 from .protocol import Limits
-from .security import SecurityError
 from .server import ServerConfig, run_server
 from .worker import DEFAULT_RUNNER, RUNNER_ENV
 
@@ -40,6 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--runner", default=os.environ.get(RUNNER_ENV, DEFAULT_RUNNER),
                     help=f"job function, module:function or file.py:function (env {RUNNER_ENV}; for testing)")
     ap.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    ray = ap.add_argument_group("cluster execution (--executor ray; docs/cluster.md)")
+    ray.add_argument("--executor", choices=EXECUTORS, default="local",
+                     help="where jobs run: local worker processes (default) or tasks on a Ray cluster (extra 'cluster')")
+    ray.add_argument("--ray-address", default=None,
+                     help="Ray cluster to join (default: $RAY_ADDRESS, else 'auto' = the cluster this machine belongs to; "
+                          "'local' starts a private one-machine cluster)")
+    ray.add_argument("--ray-cpus-per-job", type=float, default=1.0, help="CPUs a job reserves on a CPU cluster")
+    ray.add_argument("--ray-retries", type=int, default=0,
+                     help="automatic re-runs of a job whose node or worker died (0: the job fails with the reason)")
+    ray.add_argument("--ray-progress-host", default=None,
+                     help="address the server binds its progress socket on, reachable from every Ray node "
+                          "(default: this machine's Ray node IP)")
     return ap
 
 
@@ -51,11 +64,19 @@ def main(argv: list[str] | None = None) -> int:
         if value < low:
             print(f"error: {name} must be >= {low}", file=sys.stderr)
             return 2
+    if args.ray_retries < 0 or args.ray_cpus_per_job <= 0:
+        print("error: --ray-retries must be >= 0 and --ray-cpus-per-job > 0", file=sys.stderr)
+        return 2
     try:
-        slots = make_slots(args.device, args.workers)
+        slots = make_slots(args.device, args.workers) if args.executor == "local" else []
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    options = {}
+    if args.executor == "ray":
+        options = {"address": args.ray_address, "device": args.device, "workers": args.workers,
+                   "cpus_per_job": args.ray_cpus_per_job, "retries": args.ray_retries,
+                   "progress_host": args.ray_progress_host, "cancel_grace": args.cancel_grace}
     limits = Limits(
         max_files=args.max_images,
         max_file_bytes=int(args.max_image_mb * (1 << 20)),
@@ -75,10 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         runner=args.runner,
         log_level=args.log_level,
         ready_file=args.ready_file,
+        executor=args.executor,
+        executor_options=options,
     )
     try:
         return run_server(cfg)
-    except (SecurityError, OSError) as e:
+    except (BackendError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 

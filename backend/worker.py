@@ -1,10 +1,14 @@
-"""The job worker: runs in its own (spawned) process, one process per job.
+"""The job worker: runs in its own process, one process per job.
 
-``main(spec, cancel_event)`` sets the GPU visibility, sends its output to the job log, imports the job function
-(``runner``, default ``aligngs.pipeline:reconstruct``), runs it with a progress callback that pushes JSON + an
-optional raw preview frame to the server over a ZeroMQ PUSH socket, and writes ``outcome.json`` (atomically) when
-the function returns or raises. A crash, an OOM kill or a ``terminate`` therefore costs only this job: the server
-sees the process exit without an outcome and marks the job failed. The process exits by itself if the server dies.
+``main(spec, cancel_event)`` (the local executor spawns it with ``multiprocessing``) and ``python -m backend.worker
+SPEC.json`` (the Ray executor's task starts it with ``subprocess`` on whichever node runs the job) do the same: set
+the GPU visibility, send the output to the job log, import the job function (``runner``, default
+``aligngs.pipeline:reconstruct``), run it with a progress callback that pushes JSON + an optional raw preview frame
+to the server over a ZeroMQ PUSH socket, and write ``outcome.json`` (atomically) when the function returns or raises.
+A crash, an OOM kill or a ``terminate`` therefore costs only this job: the server sees the process exit without an
+outcome and marks the job failed. The process exits by itself if its parent dies (the server, or the Ray task).
+In the command-line form a cancel is the file ``spec["cancel_file"]`` appearing, and the parent is watched through
+stdin (EOF = the parent is gone).
 """
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import job_failure
 from .jobs import write_json_atomic
 from .protocol import encode_header, json_safe
 
@@ -145,31 +150,35 @@ def _redirect_output(log_path: Path) -> None:
 def main(spec: dict, cancel_event: Any) -> None:
     """Spawn target. ``spec``: job, input_path, out_dir, settings, runner, endpoint, token, device, cuda_visible,
     log_path, outcome_path, log_level."""
+    _setup(spec)
+    _watch_parent()
+    _run_and_report(spec, cancel_event.is_set)
+
+
+def _setup(spec: dict) -> None:
     if spec.get("cuda_visible") is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec["cuda_visible"]
-    job = spec["job"]
     _redirect_output(Path(spec["log_path"]))
     logging.basicConfig(
         level=getattr(logging, str(spec.get("log_level", "INFO")).upper(), logging.INFO),
-        format=f"%(asctime)s %(levelname)s [job {job}] %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s [job {spec['job']}] %(name)s: %(message)s",
         stream=sys.stderr,
         force=True,
     )
-    _watch_parent()
+
+
+def _run_and_report(spec: dict, should_cancel: Callable[[], bool]) -> None:
     import zmq
 
+    job = spec["job"]
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
     push.setsockopt(zmq.SNDHWM, 1000)
     push.setsockopt(zmq.LINGER, 2000)
     push.connect(spec["endpoint"])
     sender = ProgressSender(push, job, spec["token"])
-    outcome: dict[str, Any]
     t0 = time.time()
-    try:
-        outcome = run_job(spec, sender, cancel_event.is_set)
-    finally:
-        pass
+    outcome = run_job(spec, sender, should_cancel)
     outcome["seconds"] = time.time() - t0
     write_json_atomic(Path(spec["outcome_path"]), json_safe(outcome))
     log.info("job %s: finished with %s in %.1f s", job, outcome["status"], outcome["seconds"])
@@ -181,15 +190,47 @@ def main(spec: dict, cancel_event: Any) -> None:
     ctx.term()
 
 
+def _watch_stdin() -> None:
+    """Command-line form: exit when the parent closes our stdin (it died, or it was killed)."""
+
+    def wait():
+        try:
+            while sys.stdin.buffer.read(1):
+                pass
+        except (OSError, ValueError):
+            pass
+        os._exit(70)
+
+    threading.Thread(target=wait, name="parent-watch", daemon=True).start()
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """``python -m backend.worker SPEC.json``: run one job described by a JSON spec (see :func:`main`), plus
+    ``cancel_file`` (the job stops when that file exists)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m backend.worker SPEC.json", file=sys.stderr)
+        return 2
+    import json
+
+    spec = json.loads(Path(args[0]).read_text())
+    cancel_file = Path(spec["cancel_file"])
+    _setup(spec)
+    _watch_stdin()
+    _run_and_report(spec, cancel_file.exists)
+    return 0
+
+
 def run_job(spec: dict, progress: Callable, should_cancel: Callable[[], bool]) -> dict:
-    """Run the job function; the outcome as a JSON-safe dict (status done / cancelled / error)."""
+    """Run the job function; the outcome as a JSON-safe dict (status done / cancelled / error).
+
+    An error outcome carries ``code`` and ``message`` from :func:`backend.errors.job_failure`: ``bad_input`` and
+    ``missing_model`` are user errors whose message says what to fix; ``job_failed`` is anything else (its
+    traceback goes to the job log, never to the client).
+    """
     from aligngs.config import PipelineConfig
     from aligngs.progress import Cancelled
 
-    try:
-        from aligngs.data.errors import DataError
-    except ImportError:  # pragma: no cover - the data package always has it
-        DataError = None  # type: ignore[assignment]
     job = spec["job"]
     try:
         fn = load_runner(spec["runner"])
@@ -205,8 +246,13 @@ def run_job(spec: dict, progress: Callable, should_cancel: Callable[[], bool]) -
         log.info("job %s: cancelled (%s)", job, e)
         return {"status": "cancelled"}
     except Exception as e:
-        if DataError is not None and isinstance(e, DataError):
-            log.error("job %s: bad input: %s", job, e)
-            return {"status": "error", "code": "bad_input", "message": str(e)[:2000]}
-        log.error("job %s: failed:\n%s", job, traceback.format_exc())
-        return {"status": "error", "code": "job_failed", "message": f"{type(e).__name__}: {e}"[:2000]}
+        failure = job_failure(e)
+        if failure["code"] == "job_failed":
+            log.error("job %s: failed:\n%s", job, traceback.format_exc())
+        else:
+            log.error("job %s: %s: %s", job, failure["code"], e)
+        return {"status": "error", **failure}
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
