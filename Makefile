@@ -39,7 +39,7 @@ env: $(VENV)/.stamp
 blender-env: $(BVENV)/.stamp
 
 demo: sysdeps $(VENV)/.stamp $(BVENV)/.stamp
-	$(VENV)/bin/python -m aligngs.demo
+	$(VENV)/bin/python -m tools.demo
 
 test: sysdeps $(VENV)/.stamp $(BVENV)/.stamp
 	$(VENV)/bin/python -m pytest tests -q

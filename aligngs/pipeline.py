@@ -79,7 +79,7 @@ def reconstruct(
     """
     from .data.split import split_frames
     from .export.report import write_json_atomic
-    from .mesh.tsdf import scene_extent
+    from .extract.extent import scene_extent
     from .model.gaussians import GaussianModel
     from .model.init import initial_points
     from .train.trainer import Trainer, resolve_device
@@ -107,7 +107,7 @@ def reconstruct(
 
     with timer.stage("init"):
         if cfg.data.dense_init and scene.meta.get("point_observations") is not None:
-            from .poses.dense_align import densify_scene
+            from .model.dense_init import densify_scene
 
             scene = densify_scene(scene, train, priors, seed=cfg.train.seed)
         pts, cols, init_source = initial_points(scene, train, cfg.train.max_init_points, cfg.train.seed, extent)
@@ -117,13 +117,13 @@ def reconstruct(
             sc = cfg.train.semantics
             sem_dim = sc.compact_dim or sc.num_classes
             if sc.compact_dim:
-                from .semantics.losses import CompactSemanticDecoder
+                from .model.semantic_decoder import CompactSemanticDecoder
 
                 decoder = CompactSemanticDecoder(sc.compact_dim, sc.num_classes).to(device)
         model = GaussianModel.from_points(pts, cols, sh_degree=cfg.train.sh_degree, init_opacity=cfg.train.init_opacity,
                                           semantic_dim=sem_dim, device=device)
 
-    from .extract import evaluate_views, extract_outputs
+    from .extract.views import evaluate_views, extract_outputs
 
     initial_metrics = evaluate_views(model, test, cfg, decoder=decoder) if (eval_initial and test) else None
 
@@ -200,8 +200,8 @@ def resolve_teachers(frames: list[Frame], cfg: PipelineConfig) -> tuple[str, str
 
 def compute_view_priors(frames: list[Frame], cfg: PipelineConfig, out: Path, device, should_cancel: CancelFn | None):
     """Teacher scores / labels / depth priors per training view, through the on-disk cache."""
-    from .semantics.priors import PriorCache, compute_priors
-    from .semantics.teachers import make_depth_teacher, make_semantic_teacher
+    from .priors.cache import PriorCache, compute_priors
+    from .priors.teachers import make_depth_teacher, make_semantic_teacher
 
     sc = cfg.train.semantics
     sem_name, depth_name = resolve_teachers(frames, cfg)

@@ -51,8 +51,8 @@ def write_all(out: Path, scene: Scene, model: GaussianModel, outputs, cfg: Pipel
 
     parts: list[ResultPart] = []
     if outputs.splits:
-        from ..semantics.export import export_semantic_files
-        from ..semantics.splits import to_result_parts
+        from .semantic import export_semantic_files
+        from ..extract.splits import to_result_parts
 
         files.update(export_semantic_files(out, outputs.mesh, pts, outputs.splits))
         parts = to_result_parts(outputs.mesh, pts, outputs.splits)

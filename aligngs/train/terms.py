@@ -1,7 +1,7 @@
 """AlignGS's loss terms as pluggable ``LossTerm`` objects (weights and schedules from ``LossConfig``).
 
-Each wraps a pure function from ``aligngs.semantics.losses`` / ``aligngs.semantics.normals``; the per-view
-priors object (``aligngs.semantics.priors.Priors``) supplies teacher scores, argmax labels and the depth prior.
+Each wraps a pure function from ``aligngs.train.losses`` / ``aligngs.train.losses.normal_maps``; the per-view
+priors object (``aligngs.priors.cache.Priors``) supplies teacher scores, argmax labels and the depth prior.
 """
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import torch
 
 from ..config import LossConfig, SemanticConfig
-from ..semantics import losses as L
-from ..semantics import normals as N
-from .trainer import StepContext, ViewTensors
+from ..render.view import ViewTensors
+from . import losses as L
+from .losses import normal_maps as N
+from .trainer import StepContext
 
 
 def _labels(ctx: StepContext) -> torch.Tensor | None:
@@ -52,7 +53,7 @@ class SemanticDistillation:
         return self.kl_weight > 0 or self.ce_weight > 0
 
     def __call__(self, ctx: StepContext) -> torch.Tensor:
-        from .trainer import render_semantics
+        from ..render.view import render_semantics
 
         pr = ctx.priors
         if pr is None or pr.sem_scores is None:

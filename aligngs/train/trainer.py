@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from ..config import TrainConfig
-from ..data.types import Camera, Frame
+from ..data.types import Frame
 from ..metrics.image import ssim
 from ..model.gaussians import GaussianModel
 from ..progress import CancelFn, Progress, ProgressFn, check_cancel
-from ..render import rasterization
+from ..render.view import ViewTensors, render, render_semantics, sh_colors  # noqa: F401  (re-exported)
 from .strategy import ReferenceStrategy
 
 log = logging.getLogger(__name__)
@@ -38,78 +38,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} requested but CUDA is not available on this machine")
     return torch.device(name)
-
-
-@dataclass
-class ViewTensors:
-    """A camera as the tensors the rasterizer takes."""
-
-    viewmat: torch.Tensor  # [1,4,4]
-    K: torch.Tensor  # [1,3,3]
-    width: int
-    height: int
-    center: torch.Tensor  # [3]
-
-    @classmethod
-    def of(cls, cam: Camera, device) -> "ViewTensors":
-        return cls(
-            torch.from_numpy(cam.w2c).float()[None].to(device),
-            torch.from_numpy(cam.K).float()[None].to(device),
-            cam.width,
-            cam.height,
-            torch.from_numpy(cam.center).float().to(device),
-        )
-
-
-def sh_colors(sh: torch.Tensor, means: torch.Tensor, center: torch.Tensor, degree: int) -> torch.Tensor:
-    """View-dependent RGB from SH exactly as gsplat does it (+0.5, clamp at 0). [N,K,3] -> [N,3]."""
-    dirs = means - center[None]
-    if sh.is_cuda:
-        from gsplat import spherical_harmonics
-    else:
-        from gsplat.cuda._torch_impl import _spherical_harmonics as spherical_harmonics
-    return torch.clamp_min(spherical_harmonics(degree, dirs, sh) + 0.5, 0.0)
-
-
-def render(
-    model: GaussianModel,
-    view: ViewTensors,
-    sh_degree: int,
-    background: torch.Tensor,
-    *,
-    extra_features: torch.Tensor | None = None,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Render RGB + expected depth (+ extra per-Gaussian feature channels blended in the same pass).
-
-    Returns ({"rgb": [H,W,3], "depth": [H,W], "alpha": [H,W], "extra": [H,W,E] or absent}, meta).
-    """
-    a = model.activated()
-    if extra_features is None:
-        colors, deg, bg = a["sh"], sh_degree, background[None]
-    else:
-        rgb = sh_colors(a["sh"], a["means"], view.center, sh_degree)
-        colors = torch.cat([rgb, extra_features], dim=-1)
-        deg = None
-        bg = torch.cat([background, background.new_zeros(extra_features.shape[-1])])[None]
-    out, alpha, meta = rasterization(
-        a["means"], a["quats"], a["scales"], a["opacities"], colors, view.viewmat, view.K, view.width, view.height,
-        sh_degree=deg, backgrounds=bg, render_mode="RGB+ED",
-    )
-    out = out[0]
-    res = {"rgb": out[..., :3], "depth": out[..., -1], "alpha": alpha[0, ..., 0]}
-    if extra_features is not None:
-        res["extra"] = out[..., 3:-1]
-    return res, meta
-
-
-def render_semantics(model: GaussianModel, view: ViewTensors) -> torch.Tensor:
-    """The semantic pass: plain alpha blending of the per-Gaussian vectors with DETACHED geometry. -> [S,H,W]."""
-    a = model.activated()
-    out, _, _ = rasterization(
-        a["means"].detach(), a["quats"].detach(), a["scales"].detach(), a["opacities"].detach(),
-        model.params["semantics"], view.viewmat, view.K, view.width, view.height, render_mode="RGB",
-    )
-    return out[0].permute(2, 0, 1)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``python -m aligngs.demo`` (what ``make demo`` runs) end to end, in a subprocess, at small settings.
+"""``python -m tools.demo`` (what ``make demo`` runs) end to end, in a subprocess, at small settings.
 
 The demo starts its own backend.serve, builds the extension zip, drives headless Blender (.venv-blender) through
 Reconstruct Scene on samples/room, saves scene.blend and renders scene.png. The failure tests check that a bad run
@@ -22,7 +22,7 @@ ROOM = REPO / "samples" / "room"
 
 def run_demo(out: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "aligngs.demo", "--out", str(out), *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "tools.demo", "--out", str(out), *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,7 +1,7 @@
 """Reconstruct Scene on the bundled sample (samples/room) with the real pipeline behind a real backend.serve.
 
 Slow (the CPU pipeline runs for a minute or two at small settings). Skipped while samples/room does not exist;
-ALIGNGS_SAMPLE_ROOM=/path/to/room points it at another synthetic room (``python -m aligngs.synth --out DIR``).
+ALIGNGS_SAMPLE_ROOM=/path/to/room points it at another synthetic room (``python -m tools.synth --out DIR``).
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from aligngs.cli import main  # noqa: E402
-from aligngs.semantics import models  # noqa: E402
+from aligngs.priors import models  # noqa: E402
 
 ROOM = Path(__file__).resolve().parents[2] / "samples" / "room"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aligngs.bench.scene import reference_points, run_mode
+from benchmarks.scene import reference_points, run_mode
 from aligngs.config import DataConfig
 from aligngs.data.loaders import load_scene
 

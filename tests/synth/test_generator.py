@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.blender, pytest.mark.skipif(not BPY.exists(), reason=f
 
 def run_generator(out: Path, seed: int, views: int = 3, threads: int = 2, extra=()):
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(out.parent / "bl_res"), PYTHONPATH=str(REPO))
-    cmd = [str(BPY), "-m", "aligngs.synth", "--out", str(out), "--seed", str(seed),
+    cmd = [str(BPY), "-m", "tools.synth", "--out", str(out), "--seed", str(seed),
            "--views", str(views), "--test-every", "2", "--width", "64", "--height", "48", "--samples", "4", "--threads", str(threads), "--quiet",
            *extra]
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
@@ -91,7 +91,7 @@ def test_different_seed_gives_a_different_room(runs):
 
 
 def test_cli_rejects_missing_out():
-    res = subprocess.run([sys.executable, "-m", "aligngs.synth"], cwd=REPO, capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "tools.synth"], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 2 and "--out" in res.stderr
 
 

@@ -16,7 +16,7 @@ from plyfile import PlyData
 from scipy.ndimage import binary_erosion
 from scipy.spatial import cKDTree
 
-from aligngs.semantics.ade20k import CLASS_NAMES, class_id
+from aligngs.priors.ade20k import CLASS_NAMES, class_id
 
 ROOT = Path(__file__).resolve().parents[2] / "samples" / "room"
 GL_TO_CV = np.diag([1.0, -1.0, -1.0, 1.0])

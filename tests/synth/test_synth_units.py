@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from plyfile import PlyData
 
-from aligngs.semantics.ade20k import class_id
-from aligngs.synth.camera import camera_loop, intrinsics, look_c2w
-from aligngs.synth.geometry import box, cylinder, merge, quad, wall_with_hole
-from aligngs.synth.layout import make_room
-from aligngs.synth.ply import PlyFormatError, read_labeled_ply, write_labeled_ply
+from aligngs.priors.ade20k import class_id
+from tools.synth.camera import camera_loop, intrinsics, look_c2w
+from tools.synth.geometry import box, cylinder, merge, quad, wall_with_hole
+from tools.synth.layout import make_room
+from tools.synth.ply import PlyFormatError, read_labeled_ply, write_labeled_ply
 
 
 def signed_volume(m):

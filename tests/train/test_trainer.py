@@ -9,11 +9,11 @@ import torch
 from aligngs.config import DataConfig, TrainConfig, preset
 from aligngs.data.loaders import load_scene
 from aligngs.data.split import split_frames
-from aligngs.mesh.tsdf import scene_extent
+from aligngs.extract.extent import scene_extent
 from aligngs.model.gaussians import GaussianModel
 from aligngs.model.init import initial_points
 from aligngs.progress import Cancelled
-from aligngs.semantics.losses import CompactSemanticDecoder
+from aligngs.model.semantic_decoder import CompactSemanticDecoder
 from aligngs.train.trainer import Trainer, photometric_loss, render
 
 from pathlib import Path

@@ -1,1 +1,0 @@
-"""Meshes from depth: TSDF fusion (tsdf.py)."""

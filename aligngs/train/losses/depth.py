@@ -1,0 +1,46 @@
+"""The depth-prior loss (method notes section 3): 1 - Pearson correlation with a monocular depth prior."""
+from __future__ import annotations
+
+import torch
+
+from ._common import _check_mask, _zero
+
+__all__ = ["pearson_depth_loss"]
+
+
+def pearson_depth_loss(
+    depth: torch.Tensor,
+    prior: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    unbiased: bool = True,
+) -> torch.Tensor:
+    """1 - Pearson correlation between rendered depth [H,W] and a depth prior [H,W] over ``valid`` pixels.
+
+    Both are standardised over the valid pixels, ``(x - mean) / (std + 1e-6)``, and the loss is
+    ``1 - mean(d_r * d_p)``; invariant to positive scale and any shift of either input. ``valid`` (bool [H,W])
+    is built by the caller: not a semantic edge, rendered alpha > 0, a valid (e.g. > 0) prior.
+
+    ``unbiased=True`` (default) uses torch's Bessel-corrected std like the reference ``PearsonDepthLoss``,
+    so perfectly correlated inputs give ``1/n`` rather than 0 (n = number of valid pixels); False uses the
+    population std (exactly ``1 - r``). Fewer than 2 valid pixels -> 0. The prior is detached.
+    """
+    if depth.dim() != 2 or prior.shape != depth.shape:
+        raise ValueError(f"pearson_depth_loss: depth and prior must be [H,W] of one shape, got "
+                         f"{list(depth.shape)} and {list(prior.shape)}")
+    _check_mask("pearson_depth_loss valid", valid, tuple(depth.shape))
+    d = depth if valid is None else depth[valid]
+    p = prior.detach().to(depth.dtype)
+    p = p if valid is None else p[valid]
+    d, p = d.reshape(-1), p.reshape(-1)
+    n = d.numel()
+    if n < 2:
+        return _zero(depth)
+    ddof = 1 if unbiased else 0
+
+    def standardise(x: torch.Tensor) -> torch.Tensor:
+        xc = x - x.mean()
+        var = (xc * xc).sum() / (n - ddof)
+        # clamp keeps sqrt differentiable for a constant input; it changes std only below 1e-15.
+        return xc / (var.clamp_min(1e-30).sqrt() + 1e-6)
+
+    return 1.0 - (standardise(d) * standardise(p)).mean()

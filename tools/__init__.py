@@ -1,0 +1,1 @@
+"""Repository tools (outside the wheel): ``python -m tools.demo`` (what ``make demo`` runs) and ``python -m tools.synth``."""
