@@ -1,0 +1,429 @@
+"""What a photo-only user has for initialisation, built for the sparse protocol of the scene benchmark.
+
+:func:`triangulate_known_poses`: SIFT features of the K training views (pycolmap), exhaustive matching with
+COLMAP's geometric verification, then every verified match triangulated with the views' known cameras (linear DLT)
+and kept when it lies in front of both cameras, reprojects within ``max_reproj_px`` in both and has a triangulation
+angle of at least ``min_angle_deg``. Incremental SfM registers too few of 8 sparse synthetic views to be usable
+(pycolmap finds no initial pair on samples/room at 8 views), and the benchmark evaluates in the known camera frame
+anyway, so the cameras are given and only the points are estimated. No ground-truth depth is read.
+
+:func:`dense_from_prior`: the SPARS3R dense cloud: each view's depth *prior* (affine-ambiguous) aligned to the
+triangulated points by :func:`aligngs.model.dense_init.align_dense` (RANSAC scale/shift + semantic re-alignment on the
+*teacher's* labels), unprojected and cross-view checked.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def _dlt(P1: np.ndarray, P2: np.ndarray, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """Linear triangulation of N correspondences (pixel coords [N,2]) with 3x4 projections. -> [N,3]."""
+    A = np.stack([
+        x1[:, 0:1] * P1[2] - P1[0], x1[:, 1:2] * P1[2] - P1[1],
+        x2[:, 0:1] * P2[2] - P2[0], x2[:, 1:2] * P2[2] - P2[1],
+    ], axis=1)  # [N,4,4]
+    _, _, vt = np.linalg.svd(A)
+    X = vt[:, -1]
+    return X[:, :3] / X[:, 3:4]
+
+
+def _project(P: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    h = X @ P[:, :3].T + P[:, 3]
+    return h[:, :2] / h[:, 2:3], h[:, 2]
+
+
+def triangulate_known_poses(frames, max_reproj_px: float = 2.0, min_angle_deg: float = 1.5,
+                            max_features: int = 4096) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Sparse points [P,3] float32 + colours [P,3] 0..1 from feature matches between ``frames`` (known cameras).
+
+    Frames need ``image`` and ``camera`` (same resolution as the image). Returns (points, colours, report)."""
+    import pycolmap
+    from PIL import Image
+
+    from aligngs.poses.sfm import _colmap_quiet
+
+    report = {"views": len(frames), "pairs": 0, "matches": 0, "points": 0}
+    with tempfile.TemporaryDirectory(prefix="aligngs-tri-") as tmp, _colmap_quiet():
+        work = Path(tmp)
+        img_dir = work / "images"
+        img_dir.mkdir()
+        names = []
+        for i, f in enumerate(frames):
+            n = f"{i:04d}.png"
+            Image.fromarray((np.clip(f.image, 0, 1) * 255).round().astype(np.uint8)).save(img_dir / n)
+            names.append(n)
+        db_path = work / "db.db"
+        ext = pycolmap.FeatureExtractionOptions()
+        ext.sift.max_num_features = max_features
+        ext.num_threads = 2
+        reader = pycolmap.ImageReaderOptions()
+        reader.camera_model = "PINHOLE"
+        pycolmap.extract_features(db_path, img_dir, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
+                                  extraction_options=ext, device=pycolmap.Device.cpu)
+        pycolmap.match_exhaustive(db_path, device=pycolmap.Device.cpu)
+        db = pycolmap.Database.open(db_path)
+        try:
+            index = {img.image_id: names.index(img.name) for img in db.read_all_images()}
+            kps = {iid: db.read_keypoints(iid)[:, :2].astype(np.float64) - 0.5 for iid in index}  # COLMAP: +0.5
+            pair_ids, geoms = db.read_two_view_geometries()
+        finally:
+            db.close()
+    Ps = [f.camera.K @ f.camera.w2c[:3, :4] for f in frames]
+    pts, cols = [], []
+    for pid, g in zip(pair_ids, geoms):
+        m = np.asarray(g.inlier_matches)
+        if len(m) < 8:
+            continue
+        a, b = pycolmap.pair_id_to_image_pair(pid)
+        ia, ib = index[a], index[b]
+        x1, x2 = kps[a][m[:, 0]], kps[b][m[:, 1]]
+        X = _dlt(Ps[ia], Ps[ib], x1, x2)
+        u1, z1 = _project(Ps[ia], X)
+        u2, z2 = _project(Ps[ib], X)
+        c1, c2 = frames[ia].camera.center, frames[ib].camera.center
+        r1, r2 = X - c1, X - c2
+        cosang = (r1 * r2).sum(1) / (np.linalg.norm(r1, axis=1) * np.linalg.norm(r2, axis=1) + 1e-12)
+        ok = ((z1 > 0) & (z2 > 0) & (np.linalg.norm(u1 - x1, axis=1) < max_reproj_px)
+              & (np.linalg.norm(u2 - x2, axis=1) < max_reproj_px)
+              & (cosang < np.cos(np.deg2rad(min_angle_deg))))
+        report["pairs"] += 1
+        report["matches"] += int(len(m))
+        if ok.any():
+            pts.append(X[ok])
+            img = frames[ia].image
+            px = np.clip(np.rint(x1[ok]).astype(int), 0, [img.shape[1] - 1, img.shape[0] - 1])
+            cols.append(img[px[:, 1], px[:, 0]])
+    P = np.concatenate(pts).astype(np.float32) if pts else np.zeros((0, 3), np.float32)
+    C = np.concatenate(cols).astype(np.float32) if cols else np.zeros((0, 3), np.float32)
+    report["points"] = int(len(P))
+    return P, C, report
+
+
+def dense_from_prior(frames, depths: list[np.ndarray], points: np.ndarray, labels: list[np.ndarray | None] | None,
+                     seed: int = 0, max_points: int = 200_000):
+    """SPARS3R dense init: ``depths`` (per-view priors, any scale/shift) aligned to ``points``; ``labels`` are the
+    teacher's label maps used for the semantic re-alignment (None = global alignment only)."""
+    from aligngs.model.dense_init import DenseAlignConfig, align_dense
+
+    cfg = DenseAlignConfig(seed=seed, max_points=max_points, semantic=labels is not None, stride=1,
+                           inlier_rel=0.03, consistency_rel=0.05)
+    res = align_dense(list(frames), depths, points, None, cfg, labels=labels if labels is not None else
+                      [None] * len(frames))
+    return res.points, res.colors, res.report()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the sparse protocol: one case = one room (seed) x one teacher x one depth prior x one init, shared by every mode
+
+import copy  # noqa: E402
+import json  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+#: AlignGS terms switched off one at a time for the ablation table (name -> LossConfig overrides).
+ABLATIONS: dict[str, dict] = {
+    "-kl": {"semantic_kl": 0.0},
+    "-ce": {"semantic_ce": 0.0},
+    "-pearson": {"depth_pearson": 0.0},
+    "-edge_mask": {"depth_edge_mask": False},
+    "-normal_consistency": {"normal_consistency": 0.0},
+    "-boundary_normal": {"normal_semantic_boundary": 0.0},
+    "-min_scale": {"min_scale": 0.0},
+}
+
+
+@dataclass
+class Case:
+    """Everything the modes of one comparison share: the same views, priors, init points and reference."""
+
+    name: str
+    seed: int
+    data: str
+    scene: object  # aligngs Scene: the K training views (teacher labels, prior depth) + the test views (truth)
+    test_names: list[str]
+    reference: np.ndarray | None
+    info: dict = field(default_factory=dict)
+
+
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 0.1 s from /proc), in MB."""
+
+    def __enter__(self):
+        self.peak = self._rss()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._t.start()
+        return self
+
+    @staticmethod
+    def _rss() -> float:
+        try:
+            with open("/proc/self/statm") as fh:
+                import os
+
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+        except OSError:
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+    def _loop(self):
+        while not self._stop.wait(0.1):
+            self.peak = max(self.peak, self._rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, self._rss())
+
+
+def synth_room(rooms: Path, seed: int, like: Path | None) -> Path:
+    """The synthetic room of ``seed`` under ``rooms/seed<seed>``, generated with tools.synth (.venv-blender) when
+    missing, with the view count / size / samples of the room ``like`` (else 32 views at 192x144)."""
+    import subprocess
+    import sys
+
+    out = rooms / f"seed{seed}"
+    if (out / "transforms.json").is_file():
+        return out
+    views, w, h, samples, test_every = 32, 192, 144, 12, 4
+    if like is not None and (like / "transforms.json").is_file():
+        t = json.loads((like / "transforms.json").read_text())
+        views, samples = len(t["frames"]), int(t.get("aligngs_generator", {}).get("samples", samples))
+        test_every = int(t.get("aligngs_generator", {}).get("test_every", test_every))
+    root = Path(__file__).resolve().parents[1]
+    py = root / ".venv-blender" / "bin" / "python"
+    cmd = [str(py if py.exists() else sys.executable), "-m", "tools.synth", "--out", str(out), "--seed", str(seed),
+           "--views", str(views), "--test-every", str(test_every), "--width", str(w), "--height", str(h),
+           "--samples", str(samples), "--threads", "1", "--quiet"]
+    log.warning("generating synthetic room seed %d: %s", seed, " ".join(cmd))
+    subprocess.run(cmd, check=True, cwd=root)
+    return out
+
+
+def _split(scene, views: int):
+    """K evenly spaced training views from the input's train split, its test split as test views; without a declared
+    split: K evenly spaced views train, all the others test."""
+    from aligngs.config import DataConfig
+    from aligngs.data.split import evenly_spaced, split_frames
+
+    if scene.meta.get("split"):
+        return split_frames(scene, DataConfig(max_train_views=views))
+    idx = set(evenly_spaced(len(scene.frames), views))
+    return ([f for i, f in enumerate(scene.frames) if i in idx], [f for i, f in enumerate(scene.frames) if i not in idx])
+
+
+def _stuff_instances(frames) -> set[int]:
+    from aligngs.priors.ade20k import class_id
+    from aligngs.priors.simulate import STUFF_CLASSES
+
+    stuff_cls = {class_id(n) for n in STUFF_CLASSES}
+    votes: dict[int, np.ndarray] = {}
+    for f in frames:
+        inst = f.extras.get("instance")
+        if inst is None or f.labels is None:
+            continue
+        for i in np.unique(inst[inst > 0]).tolist():
+            lab = f.labels[inst == i]
+            lab = lab[lab >= 0]
+            if len(lab):
+                votes[i] = votes.get(i, np.zeros(150, np.int64)) + np.bincount(lab, minlength=150)
+    return {i for i, v in votes.items() if int(v.argmax()) in stuff_cls}
+
+
+def reference_surface(data: Path, native, test_names: set[str], n: int = 300_000) -> tuple[np.ndarray | None, str]:
+    """The ground-truth mesh (synthetic rooms), else a TSDF of the HELD-OUT views' sensor depth only."""
+    from aligngs.metrics.mesh import sample_mesh
+
+    gt = data / "gt_mesh.ply"
+    if gt.is_file():
+        from aligngs.data.types import TriMesh
+        from aligngs.export.ply import read_ply
+
+        v, f = read_ply(gt)
+        mesh = TriMesh(np.stack([v["x"], v["y"], v["z"]], 1).astype(np.float32), np.asarray(f, np.int32))
+        return sample_mesh(mesh, n, seed=0), "gt_mesh"
+    held = [f for f in native.frames if f.name in test_names and f.depth is not None]
+    if not held:
+        return None, "none"
+    from aligngs.config import MeshConfig
+    from aligngs.extract.extent import scene_extent
+    from aligngs.extract.tsdf import fuse_tsdf
+
+    cams = [f.camera for f in held]
+    mesh = fuse_tsdf([f.depth for f in held], [f.image for f in held], cams, MeshConfig(), scene_extent(cams, None))
+    return sample_mesh(mesh, n, seed=0), f"tsdf of {len(held)} held-out depth maps"
+
+
+def prepare_case(data: Path, seed: int, views: int, resolution: int | None, teacher: str, depth_prior: str,
+                 init: str, *, sim_seed: int | None = None, max_init_points: int = 60_000,
+                 depth_strength: float = 1.0) -> Case:
+    """Build one sparse-protocol case (see the scene benchmark's doc for what each choice means)."""
+    from aligngs.config import DataConfig
+    from aligngs.data.loaders import load_scene
+    from aligngs.data.types import Scene
+    from aligngs.metrics.semantic import miou
+    from aligngs.priors.simulate import (DepthPriorModel, TEACHER_STRENGTHS, TeacherModel, depth_prior_stats,
+                                         plan_misplaced, plan_teacher, simulate_depth_prior, simulate_teacher_labels)
+
+    sim_seed = seed if sim_seed is None else sim_seed
+    scene = load_scene(data, DataConfig(resolution=resolution))
+    native = load_scene(data, DataConfig()) if resolution else scene
+    train, test = _split(scene, views)
+    test_names = [f.name for f in test]
+    train = [copy.copy(f) for f in train]
+    test = [copy.copy(f) for f in test]
+    info: dict = {"data": str(data), "views": len(train), "test_views": len(test), "resolution": resolution,
+                  "oracle": [], "poses": "given (dataset cameras, both modes)"}
+    has_labels = all(f.labels is not None for f in train + test)
+    # --- semantic teacher
+    if teacher == "none" or not has_labels:
+        for f in train:
+            f.labels = None
+        info["teacher"] = "none" if teacher == "none" else f"none (no labels in {data.name})"
+        info["teacher_miou"] = None
+    elif teacher == "gt":
+        info["teacher"] = "gt"
+        info["oracle"].append("teacher")
+        info["teacher_miou"] = 1.0
+    else:
+        strength = TEACHER_STRENGTHS[teacher] if teacher in TEACHER_STRENGTHS else float(teacher)
+        frames = train + test
+        plan = plan_teacher([f.labels for f in frames], [f.extras.get("instance") for f in frames],
+                            np.random.default_rng(1000 + sim_seed), TeacherModel(strength=strength))
+        noisy = {f.name: simulate_teacher_labels(f.labels, f.extras.get("instance"), plan) for f in frames}
+        preds = np.concatenate([noisy[f.name].ravel() for f in test])
+        gts = np.concatenate([f.labels.ravel() for f in test])
+        info["teacher_miou"] = float(miou(preds, gts, 150)[0]) if len(test) else None
+        for f in train:
+            f.labels = noisy[f.name]
+        info["teacher"] = f"sim-{teacher}"
+        info["teacher_plan"] = plan.summary()
+    # --- depth prior (train views only; test views keep nothing the method could read)
+    truths = [f.depth for f in train]
+    if depth_prior == "none" or all(d is None for d in truths):
+        for f in train:
+            f.depth = None
+        info["depth_prior"] = "none"
+    elif depth_prior == "gt":
+        info["depth_prior"] = "gt"
+        info["oracle"].append("depth_prior")
+    elif depth_prior == "sim":
+        rng = np.random.default_rng(2000 + sim_seed)
+        dm = DepthPriorModel(strength=depth_strength)
+        ids = sorted({int(i) for f in train if f.extras.get("instance") is not None
+                      for i in np.unique(f.extras["instance"])})
+        misplaced = plan_misplaced(ids, _stuff_instances(train + test), rng, dm) if ids else {}
+        sims = [simulate_depth_prior(f.depth, rng, dm, f.extras.get("instance"), misplaced) for f in train]
+        info["depth_prior_stats"] = depth_prior_stats([p for p, _ in sims], truths, [v for _, v in sims])
+        info["depth_prior_stats"]["misplaced_objects"] = len(misplaced)
+        for f, (p, _) in zip(train, sims):
+            f.depth = p
+        info["depth_prior"] = f"sim-mono(s={depth_strength:g})"
+    elif depth_prior in ("dpt", "depth_anything"):
+        for f in train:
+            f.depth = None
+        info["depth_prior"] = depth_prior  # the pipeline runs the real teacher (weights must be cached)
+    else:
+        raise ValueError(f"unknown depth prior {depth_prior!r}")
+    for f in test:
+        f.depth = None
+        f.extras = {}
+    # --- initial points (shared by every mode)
+    t0 = time.perf_counter()
+    if init == "gt-depth":
+        from aligngs.model.init import backproject_frames
+
+        gt_frames = [f for f in scene.frames if f.name in {t.name for t in train}]
+        pts, cols = backproject_frames(gt_frames)
+        info["oracle"].append("init")
+        info["init_report"] = {"points": int(len(pts))}
+    else:
+        by_name = {f.name: f for f in native.frames}
+        pts, cols, rep = triangulate_known_poses([by_name[f.name] for f in train])
+        info["init_report"] = {"sfm": rep}
+        if init == "sfm+prior":
+            if info["depth_prior"] == "none" or any(f.depth is None for f in train):
+                raise ValueError("init 'sfm+prior' needs a depth prior the benchmark can read (sim or gt)")
+            labels = [f.labels for f in train] if info["teacher"] != "none" and train[0].labels is not None else None
+            dpts, dcols, drep = dense_from_prior(train, [f.depth for f in train], pts, labels, seed=sim_seed)
+            info["init_report"]["dense"] = drep
+            if len(dpts) > len(pts):
+                pts, cols = np.concatenate([dpts, pts]), np.concatenate([dcols, cols])
+        elif init != "sfm":
+            raise ValueError(f"unknown init {init!r}")
+    rng = np.random.default_rng(sim_seed)
+    if len(pts) > max_init_points:
+        keep = rng.choice(len(pts), max_init_points, replace=False)
+        pts, cols = pts[keep], cols[keep]
+    info["init"] = init
+    info["init_points"] = int(len(pts))
+    info["init_s"] = time.perf_counter() - t0
+    meta = {k: v for k, v in scene.meta.items() if k not in ("point_observations", "split")}
+    meta["points_source"] = init
+    sub = Scene(train + test, scene.source, scene.root, True, scene.up, pts.astype(np.float32),
+                cols.astype(np.float32), meta)
+    ref, ref_kind = reference_surface(data, native, set(test_names))
+    info["reference"] = ref_kind
+    given = [f"{len(train)} photos + cameras", f"teacher {info['teacher']}", f"depth prior {info['depth_prior']}",
+             f"init {init}"]
+    info["given"] = "; ".join(given)
+    return Case(f"{data.name}-s{seed}", seed, str(data), sub, test_names, ref, info)
+
+
+def run_mode(case: Case, mode: str, preset_name: str, overrides: dict, out_dir: Path, threshold: float,
+             ablation: str | None = None) -> dict:
+    """Reconstruct ``case`` in ``mode`` (optionally with one AlignGS term off) and return the benchmark row."""
+    from aligngs.config import deep_merge, preset
+    from aligngs.pipeline import reconstruct
+
+    info = case.info
+    sem_teacher = "provided" if info["teacher"] not in ("none",) and not info["teacher"].startswith("none") else "none"
+    depth_teacher = {"none": "none"}.get(info["depth_prior"], "sensor")
+    if info["depth_prior"] in ("dpt", "depth_anything"):
+        depth_teacher = info["depth_prior"]
+    ov = deep_merge(overrides, {
+        "mode": mode,
+        "data": {"test_names": list(case.test_names), "dense_init": False},
+        "train": {"semantics": {"teacher": sem_teacher, "depth_teacher": depth_teacher,
+                                "enabled": sem_teacher != "none"}},
+    })
+    if ablation:
+        ov = deep_merge(ov, {"train": {"loss": ABLATIONS[ablation]}})
+    cfg = preset(preset_name, ov)
+    sc = copy.copy(case.scene)
+    sc.frames = [copy.copy(f) for f in case.scene.frames]
+    out = out_dir / case.name / (mode + (ablation or ""))
+    t0 = time.perf_counter()
+    with PeakRSS() as mem:
+        report = reconstruct(sc, out, cfg, reference_points=case.reference, mesh_threshold=threshold)
+    wall = time.perf_counter() - t0
+    m = report["metrics"]
+    mesh = m.get("mesh", {})
+    oracle = list(info["oracle"]) if mode == "aligngs" else [p for p in info["oracle"] if p == "init"]
+    row = {
+        "mode": mode, "ablation": ablation, "seed": case.seed, "data": case.data, "views": info["views"],
+        "test_views": info["test_views"], "teacher": info["teacher"], "depth_prior": info["depth_prior"],
+        "init": info["init"], "init_points": info["init_points"],
+        "oracle": bool(oracle), "oracle_parts": oracle, "reference": info["reference"],
+        # what this mode was given: plain 3DGS reads the photos, cameras and init points only
+        "given": info["given"] if mode == "aligngs" else "; ".join(
+            p for p in info["given"].split("; ") if not p.startswith(("teacher", "depth prior"))),
+        "threshold": threshold,
+        "fscore": mesh.get("fscore"), "accuracy": mesh.get("accuracy"), "completion": mesh.get("completion"),
+        "precision": mesh.get("precision"), "recall": mesh.get("recall"),
+        "psnr": m.get("psnr"), "ssim": m.get("ssim"), "lpips": m.get("lpips"), "lpips_note": m.get("lpips_note"),
+        "miou": m.get("miou") if mode == "aligngs" else None, "teacher_miou": info.get("teacher_miou"),
+        "wall_s": wall, "peak_mem_mb": mem.peak, "n_gaussians": report["counts"]["gaussians"],
+        "iterations": cfg.train.iterations, "resolution": info["resolution"], "timings": report["timings"],
+        "depth_prior_stats": info.get("depth_prior_stats"), "teacher_plan": info.get("teacher_plan"),
+        "out": str(out),
+    }
+    return row
