@@ -41,7 +41,9 @@ blender-env: $(BVENV)/.stamp
 demo: sysdeps $(VENV)/.stamp $(BVENV)/.stamp
 	$(VENV)/bin/python -m tools.demo
 
+# lint-imports (import-linter, contracts in pyproject.toml): the layers and the "never imports" rules, then pytest.
 test: sysdeps $(VENV)/.stamp $(BVENV)/.stamp
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest tests -q
 
 clean:

@@ -6,6 +6,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .errors import Cancelled  # noqa: F401  (re-exported: raised by check_cancel)
+
 STAGES = ("load", "poses", "priors", "init", "train", "mesh", "semantics", "export")
 
 
@@ -66,10 +68,6 @@ class Progress:
 
 ProgressFn = Callable[[Progress], None]
 CancelFn = Callable[[], bool]
-
-
-class Cancelled(Exception):
-    """Raised inside the pipeline when ``should_cancel()`` turns true."""
 
 
 def check_cancel(should_cancel: Optional[CancelFn]) -> None:

@@ -43,6 +43,7 @@ import numpy as np
 
 from aligngs.config import MeshConfig
 from aligngs.data.types import Camera, TriMesh
+from aligngs.errors import AlignGSError
 from aligngs.extract.extent import scene_extent
 from aligngs.progress import CancelFn, Progress, ProgressFn, check_cancel
 
@@ -54,7 +55,7 @@ DEPTH_TRUNC_EXTENTS = 2.0
 _EXTENT_SAMPLES_PER_VIEW = 20_000
 
 
-class EmptyMeshError(RuntimeError):
+class EmptyMeshError(AlignGSError, RuntimeError):
     """TSDF fusion produced no surface (nothing passed the weight threshold inside the truncation)."""
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from ..errors import UserError
+
 VGG16_FILE = "vgg16-397923af.pth"
 CHANNELS = (64, 128, 256, 512, 512)
 # torchvision vgg16().features layout: conv indices, max-pool indices, and the ReLU after which each LPIPS tap is taken
@@ -32,7 +34,7 @@ _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
 
 
-class LPIPSUnavailable(RuntimeError):
+class LPIPSUnavailable(UserError, RuntimeError):
     """LPIPS weights are not on this machine (the message says which file is missing and where it was looked for)."""
 
 

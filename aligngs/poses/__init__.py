@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 from ..data.errors import DataError
+from ..errors import AlignGSError
 from ..data.types import Scene
 from ..progress import CancelFn
 from .sfm import PoseResult, SfMConfig, run_sfm
@@ -25,7 +26,7 @@ ADVICE = ("take more overlapping photos (60-80% overlap between neighbours), giv
           "a COLMAP model or RGB-D frames), or run VGGT on a GPU machine")
 
 
-class MethodUnavailable(RuntimeError):
+class MethodUnavailable(AlignGSError, RuntimeError):
     """A pose method cannot run here (package or weights missing, no GPU); the chain moves on."""
 
 

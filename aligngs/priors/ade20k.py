@@ -30,6 +30,8 @@ import difflib
 
 import numpy as np
 
+from ..errors import UserError
+
 __all__ = [
     "NUM_CLASSES",
     "CLASS_NAMES",
@@ -380,14 +382,14 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
 )
 
 
-class UnknownClassNameError(KeyError):
+class UnknownClassNameError(UserError, KeyError):
     """A name that is not an ADE20K-150 class name or synonym."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
 
 
-class AmbiguousClassNameError(KeyError):
+class AmbiguousClassNameError(UserError, KeyError):
     """A synonym shared by several classes, none of which uses it as its short name."""
 
     def __str__(self) -> str:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ..errors import UserError
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -112,7 +114,7 @@ DEFAULT_MODELS: dict[str, str] = {
 }
 
 
-class CheckpointNotFoundError(FileNotFoundError):
+class CheckpointNotFoundError(UserError, FileNotFoundError):
     """A checkpoint is neither a local folder nor in the Hugging Face cache (and could not be downloaded)."""
 
     def __init__(self, model_id: str, reason: str = ""):
@@ -125,7 +127,7 @@ class CheckpointNotFoundError(FileNotFoundError):
             "config.json, the weights and preprocessor_config.json as the model; or reconstruct without it "
             "(`--mode 3dgs`: no semantic or depth teacher)."
         )
-        super().__init__(hint)
+        super().__init__(hint, fix=hint[hint.index(". Fetch") + 2:])
 
 
 def list_models(task: str | None = None) -> list[CheckpointInfo]:
