@@ -7,7 +7,9 @@ Steps:
    ``blender_addon/blender_manifest.toml`` and for both Python ABIs Blender ships: CPython 3.11 (``cp311``, Blender
    4.2 - 5.0) and 3.13 (``abi3`` wheels, Blender 5.1+). Wheels are cached per target under ``--cache``;
    ``--offline`` only uses that cache and fails naming the missing target.
-2. Copy ``blender_addon/`` into a staging folder, put the wheels in ``wheels/`` and write the ``wheels = [...]``
+2. Copy ``blender_addon/`` into a staging folder, vendor ``aligngs/wire/`` (the protocol and result format) into
+   ``_vendor/wire/`` byte for byte (a Blender extension imports only from inside its zip; the repository keeps one
+   copy, see ``blender_addon/_vendor/__init__.py``), put the wheels in ``wheels/`` and write the ``wheels = [...]``
    list into the staged manifest (the source manifest stays wheel-free).
 3. Build one zip per platform with Blender's own extension builder (``blender_ext.py build --split-platforms``,
    shipped inside the ``bpy`` wheel, stdlib-only, so any Python runs it) and ``validate`` each zip.
@@ -51,6 +53,9 @@ PYTHONS: list[tuple[str, list[str]]] = [
 ]
 
 REQUIREMENTS = ["pyzmq"]
+
+# Pure-Python packages of this repository copied into the zip: path inside the add-on -> source folder.
+VENDORED: dict[str, Path] = {"_vendor/wire": ROOT / "aligngs" / "wire"}
 
 
 class BuildError(RuntimeError):
@@ -135,6 +140,7 @@ def stage(source: Path, stage_dir: Path, wheels: list[Path]) -> list[str]:
     if stage_dir.exists():
         shutil.rmtree(stage_dir)
     shutil.copytree(source, stage_dir, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "wheels"))
+    vendor(stage_dir)
     (stage_dir / "wheels").mkdir()
     rel = []
     for w in sorted(wheels, key=lambda p: p.name):
@@ -150,6 +156,20 @@ def stage(source: Path, stage_dir: Path, wheels: list[Path]) -> list[str]:
     text = text[: idx + 1] + wheel_block + text[idx + 1:] if idx >= 0 else text + wheel_block
     manifest.write_text(text)
     return rel
+
+
+def vendor(stage_dir: Path) -> list[Path]:
+    """Copy each VENDORED package into the staged add-on (replacing whatever is there); returns the copies."""
+    out = []
+    for rel, src in VENDORED.items():
+        if not (src / "__init__.py").is_file():
+            raise BuildError(f"vendored package {src} is missing")
+        dest = stage_dir / rel
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        out.append(dest)
+    return out
 
 
 def run_blender_ext(builder: Path, *args: str) -> str:

@@ -1,12 +1,18 @@
 """AlignGS for Blender: reconstruct an indoor scene with semantics on an AlignGS server and import it.
 
-View3D > Sidebar > AlignGS. The network runs in a worker thread (``client``); results are built by ``importer``
-in timer steps (``session``). Modules without bpy (``client``, ``address``, ``inputs``, ``geometry``,
-``resultfmt``, ``jobstore``) import anywhere, so this file imports the bpy parts only in ``register()``.
+View3D > Sidebar > AlignGS. Layout (like Blender's glTF add-on, which splits ``io/`` from ``blender/``):
+
+- ``core/``: no bpy (server address, input folder scan, protocol client and its thread, job list, geometry maths,
+  the Advanced settings schema); imports anywhere, tests run it outside Blender.
+- ``blender/``: the bpy glue (properties, operators, panels, the timer-driven session, the importer).
+- ``_vendor/wire``: the AlignGS protocol and result format (``aligngs/wire``, copied into the zip by
+  ``build_addon.py``).
+
+This file imports the bpy parts only in ``register()``.
 """
 from __future__ import annotations
 
-_MODULES = ("props", "runtime", "operators", "ui")
+_MODULES = ("blender.props", "blender.runtime", "blender.operators", "blender.ui")
 
 
 def _submodules():

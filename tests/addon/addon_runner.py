@@ -1,6 +1,6 @@
 """A job function for the add-on's server tests (``backend.serve --runner tests/addon/addon_runner.py:run``).
 
-Same signature as ``aligngs.pipeline.reconstruct``. It writes a synthetic room result (``blender_addon.bench``) with
+Same signature as ``aligngs.pipeline.reconstruct``. It writes a synthetic room result (``benchmarks/blender_import.py``) with
 ``aligngs.results.write_parts`` whose size depends on the job: the number of points/classes comes from an optional
 ``control.json`` among the inputs ({"points": int, "tris": int, "classes": int, "steps": int, "step_s": float,
 "fail": "bad_input" | "raise"}), and the number of cameras equals the number of submitted images, so a test can
@@ -18,9 +18,9 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from aligngs.progress import Progress, check_cancel  # noqa: E402
-from aligngs.results import write_parts  # noqa: E402
+from aligngs.wire import write_parts  # noqa: E402
 
-from blender_addon.bench import synthetic_result  # noqa: E402
+from benchmarks.blender_import import synthetic_result  # noqa: E402
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png"}
 

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from blender_addon import client
+from blender_addon.core import client
 from addon_testlib import make_image_folder
 
 

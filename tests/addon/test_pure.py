@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from blender_addon import address, geometry as geo, inputs, jobstore, resultfmt
+from blender_addon._vendor import wire as resultfmt
+from blender_addon.core import address, geometry as geo, inputs, jobstore
 from addon_testlib import make_image_folder, write_png
 
 
@@ -190,7 +191,7 @@ def test_read_result_folder_round_trip(tmp_path):
 
     parts = _parts()
     write_parts(tmp_path / "job" / "result", parts, scene="kitchen", up=(0, -1, 0))
-    manifest, got = resultfmt.read_result_folder(tmp_path / "job")  # a job folder holding result/ works too
+    manifest, got = resultfmt.read_parts(tmp_path / "job")  # a job folder holding result/ works too
     assert manifest["scene"] == "kitchen" and manifest["up"] == [0.0, -1.0, 0.0]
     assert [(p.name, p.kind) for p in got] == [(p.name, p.kind) for p in parts]
     for a, b in zip(parts, got):
@@ -202,7 +203,7 @@ def test_read_result_folder_round_trip(tmp_path):
 
 
 def test_result_format_errors(tmp_path):
-    P = resultfmt.Part
+    P = resultfmt.ResultPart
     with pytest.raises(resultfmt.ResultFormatError, match=r"array 'vertices' has shape \[4, 2\], expected \[N,3\]"):
         resultfmt.check_part(P("m", "mesh", {"vertices": np.zeros((4, 2)), "faces": np.zeros((0, 3), int)}))
     with pytest.raises(resultfmt.ResultFormatError, match="missing array 'faces'"):
@@ -223,12 +224,12 @@ def test_result_format_errors(tmp_path):
     (d / "manifest.json").write_text(json.dumps({"version": 1, "parts": [{"kind": "mesh",
                                                                          "arrays": {"v": "../x.npy"}}]}))
     with pytest.raises(resultfmt.ResultFormatError, match="points outside the folder"):
-        resultfmt.read_result_folder(d)
+        resultfmt.read_parts(d)
     np.save(d / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     (d / "manifest.json").write_text(json.dumps({"version": 1, "parts": [{"kind": "mesh",
                                                                          "arrays": {"v": "obj.npy"}}]}))
     with pytest.raises(resultfmt.ResultFormatError, match="not a plain .npy"):
-        resultfmt.read_result_folder(d, mmap=False)
+        resultfmt.read_parts(d, mmap=False)
 
 
 # ------------------------------------------------------------------------------------------------ job store

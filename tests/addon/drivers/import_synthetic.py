@@ -9,11 +9,11 @@ from _common import bpy, install, parse, sub, write
 
 args = parse({"--up": {"default": "0,0,1"}})
 install(args.zip)
-importer = sub("importer")
-classes = sub("classes")
-session = sub("session")
-runtime = sub("runtime")
-from blender_addon.bench import synthetic_result  # noqa: E402  (the test data generator, from the source tree)
+importer = sub("blender.importer")
+classes = sub("blender.classes")
+session = sub("blender.actions")
+runtime = sub("blender.runtime")
+from benchmarks.blender_import import synthetic_result  # noqa: E402  (the test data generator, from the source tree)
 
 up = [float(v) for v in args.up.split(",")]
 manifest, parts = synthetic_result(n_points=30_000, n_tris=6_000, n_classes=5, n_cameras=6, seed=3, up=up)
@@ -101,7 +101,7 @@ dg = bpy.context.evaluated_depsgraph_get()
 cams = sorted((o for o in res.collection.children["Cameras"].objects), key=lambda o: o.name)
 facts["camera_names"] = [o.name for o in cams]
 
-geo = sub("geometry")
+geo = sub("core.geometry")
 R = geo.rotation_to_z(up)
 for i, o in enumerate(cams):
     W, H = (int(v) for v in cam["size"][i])

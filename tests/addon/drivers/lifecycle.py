@@ -28,8 +28,8 @@ facts["before"] = registered()
 install(args.zip)
 facts["enabled"] = registered()
 timers = TimerCapture()
-session = sub("session")
-runtime = sub("runtime")
+session = sub("blender.actions")
+runtime = sub("blender.runtime")
 s = runtime.get_session()
 prefs = bpy.context.preferences.addons[MODULE].preferences
 scene = bpy.context.scene

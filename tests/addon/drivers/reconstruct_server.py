@@ -19,9 +19,9 @@ args = parse({"--address": {"required": True}, "--images": {"required": True}, "
               "--resolution": {"type": int, "default": 64}})
 install(args.zip)
 timers = TimerCapture()
-runtime = sub("runtime")
-session = sub("session")
-ui = sub("ui")
+runtime = sub("blender.runtime")
+session = sub("blender.actions")
+ui = sub("blender.ui")
 prefs = bpy.context.preferences.addons[MODULE].preferences
 prefs.address = args.address
 prefs.timeout_s = 10.0
@@ -127,7 +127,7 @@ facts["reopened"] = {"job_id": st.job_id, "roots": [c.name for c in scene.collec
 op = bpy.ops.aligngs.attach_job()
 # hold the timer back until the whole result is queued (as when Blender is busy for a while): the drain must
 # still show every phase, one tick each, rather than jump from attaching to done
-client = sub("client")
+client = sub("core.client")
 t_wait = time.time()
 while time.time() - t_wait < args.timeout and not any(isinstance(m, client.Done) for m in list(s.conn.events.queue)):
     time.sleep(0.02)

@@ -1,11 +1,14 @@
-"""Operators: thin wrappers around ``session`` functions (operators cannot be instantiated in tests)."""
+"""Operators: thin wrappers around ``actions`` functions (operators cannot be instantiated in tests)."""
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import classes, session as sess
+from ..core.errors import UserError
+from . import actions as sess
+from . import classes
 from .props import preferences
 from .runtime import get_session
+from .settings import reset_settings
 
 
 def _prefs(context):
@@ -24,7 +27,7 @@ class AGS_OT_test_connection(bpy.types.Operator):
     def execute(self, context):
         try:
             sess.test_connection(get_session(), _prefs(context))
-        except sess.UserError as e:
+        except UserError as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         return {"FINISHED"}
@@ -59,7 +62,7 @@ class AGS_OT_reconstruct(bpy.types.Operator):
                                       f"{len(res.classes)} classes")
             else:
                 sess.start_reconstruction(get_session(), scene, _prefs(context))
-        except sess.UserError as e:
+        except UserError as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         return {"FINISHED"}
@@ -73,7 +76,7 @@ class AGS_OT_cancel(bpy.types.Operator):
     def execute(self, context):
         try:
             sess.cancel_job(get_session())
-        except sess.UserError as e:
+        except UserError as e:
             self.report({"WARNING"}, str(e))
             return {"CANCELLED"}
         return {"FINISHED"}
@@ -110,7 +113,7 @@ class AGS_OT_reimport(bpy.types.Operator):
     def execute(self, context):
         try:
             how = sess.reimport(get_session(), context.scene, _prefs(context))
-        except sess.UserError as e:
+        except UserError as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         if how == "folder":
@@ -133,7 +136,7 @@ class AGS_OT_import_result(bpy.types.Operator):
     def execute(self, context):
         try:
             res = sess.import_folder(get_session(), context.scene, bpy.path.abspath(self.directory))
-        except sess.UserError as e:
+        except UserError as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         self.report({"INFO"}, f"AlignGS: imported {res.n_points:,} points, {res.n_faces:,} faces, "
@@ -149,7 +152,7 @@ class AGS_OT_refresh_jobs(bpy.types.Operator):
     def execute(self, context):
         try:
             sess.refresh_jobs(get_session(), _prefs(context))
-        except sess.UserError as e:
+        except UserError as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         return {"FINISHED"}
@@ -170,7 +173,7 @@ class AGS_OT_attach_job(bpy.types.Operator):
             return {"CANCELLED"}
         try:
             sess.attach_job(get_session(), context.scene, _prefs(context), job, fetch=self.fetch)
-        except sess.UserError as e:
+        except UserError as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         return {"FINISHED"}
@@ -186,7 +189,7 @@ class AGS_OT_resubmit_job(bpy.types.Operator):
     def execute(self, context):
         try:
             sess.resubmit_job(get_session(), context.scene, _prefs(context), self.job)
-        except sess.UserError as e:
+        except UserError as e:
             self.report({"ERROR"}, str(e))
             return {"CANCELLED"}
         return {"FINISHED"}
@@ -222,16 +225,28 @@ class AGS_OT_show_report(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (AGS_OT_test_connection, AGS_OT_reconstruct, AGS_OT_cancel, AGS_OT_class_visibility, AGS_OT_reimport,
+class AGS_OT_reset_settings(bpy.types.Operator):
+    bl_idname = "aligngs.reset_settings"
+    bl_label = "Reset to Preset"
+    bl_description = "Set every Advanced setting back to the chosen preset's value"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        reset_settings(context.scene.aligngs)
+        return {"FINISHED"}
+
+
+CLASSES = (AGS_OT_reset_settings, AGS_OT_test_connection, AGS_OT_reconstruct, AGS_OT_cancel, AGS_OT_class_visibility, AGS_OT_reimport,
            AGS_OT_import_result, AGS_OT_refresh_jobs, AGS_OT_attach_job, AGS_OT_resubmit_job, AGS_OT_forget_job,
            AGS_OT_show_report)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register():
-    for c in CLASSES:
-        bpy.utils.register_class(c)
+    _register_classes()
 
 
 def unregister():
-    for c in reversed(CLASSES):
-        bpy.utils.unregister_class(c)
+    _unregister_classes()

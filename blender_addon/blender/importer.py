@@ -31,8 +31,8 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from . import geometry as geo
-from .resultfmt import check_manifest, check_part, read_result_folder
+from .._vendor.wire import CHECKED_KINDS, check_manifest, check_part, read_parts
+from ..core import geometry as geo
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +198,7 @@ class SceneImport:
             # a file the pipeline wrote (the 3DGS PLY): Blender has no Gaussian-splat type to build from it; it
             # stays in the job's output folder on the server (protocol.md section 7)
             return
-        if part.kind not in ("mesh", "points", "cameras", "class"):
+        if part.kind not in CHECKED_KINDS:
             self.warnings.append(f"skipped result part {part.name!r} of unknown kind {part.kind!r}")
             return
         data = check_part(part)
@@ -410,7 +410,7 @@ def import_parts(scene, manifest: dict, parts, options: ImportOptions | None = N
 
 def import_result_folder(scene, result_dir, options: ImportOptions | None = None, *, replace=None) -> ImportResult:
     """Read a result folder (manifest.json + .npy, ``allow_pickle=False``) and import it."""
-    manifest, parts = read_result_folder(result_dir)
+    manifest, parts = read_parts(result_dir)
     return import_parts(scene, manifest, parts, options, replace=replace)
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from .errors import AddressError
+
 DEFAULT_PORT = 5555
 _SCHEMES = ("tcp://", "http://", "https://", "zmq://")
 _HOST_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
-
-
-class AddressError(ValueError):
-    """The server address cannot be understood."""
 
 
 def normalize_address(text: str) -> str:

@@ -6,7 +6,8 @@ import os
 import bpy
 from bpy.app.handlers import persistent
 
-from .jobstore import JobStore
+from ..core.jobstore import JobStore
+from ..core.jobview import JobView
 from .session import Session
 
 _session: Session | None = None
@@ -24,6 +25,11 @@ def get_session() -> Session:
     return _session
 
 
+def current_session() -> Session | None:
+    """The session if one exists (without making one)."""
+    return _session
+
+
 def close_session() -> None:
     global _session
     if _session is not None:
@@ -36,8 +42,6 @@ def _on_load_post(*_args):
     # A different .blend: the job view belongs to the old file's scenes. The connection stays.
     s = _session
     if s is not None and s.job.phase not in ("receiving", "importing"):
-        from .session import JobView
-
         s.job = JobView()
 
 

@@ -1,7 +1,7 @@
-"""Import benchmark and synthetic results (not shipped in the extension zip).
+"""The Blender add-on's import benchmark, and the synthetic results the add-on tests use.
 
-    .venv-blender/bin/python -m blender_addon.bench [--points 1000000] [--tris 200000] [--classes 10] [--json PATH]
-    .venv-blender/bin/python -m blender_addon.bench --stream [...]
+    .venv-blender/bin/python -m benchmarks blender_import [--points 1000000] [--tris 200000] [--classes 10] [--json PATH]
+    .venv-blender/bin/python -m benchmarks blender_import --stream [...]
 
 Default: times the add-on's import of an in-memory result (every array already received, nothing built yet) until
 every object is linked into the scene: a point cloud, a triangle mesh, per-class parts split into instances, and
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from .resultfmt import Part
+from aligngs.wire.results import ResultPart
 
 PALETTE = [(120, 120, 120), (180, 120, 120), (6, 230, 230), (80, 50, 50), (4, 200, 3), (120, 120, 80),
            (140, 140, 140), (204, 5, 255), (230, 230, 230), (4, 250, 7), (224, 5, 255), (235, 255, 7)]
@@ -40,7 +40,7 @@ def _grid_patch(center, size, g):
 
 
 def synthetic_result(n_points: int = 1_000_000, n_tris: int = 200_000, n_classes: int = 10, n_cameras: int = 24,
-                     seed: int = 0, up=(0.0, 0.0, 1.0)) -> tuple[dict, list[Part]]:
+                     seed: int = 0, up=(0.0, 0.0, 1.0)) -> tuple[dict, list[ResultPart]]:
     """A room-like result in the results.py format: mesh + points + cameras + one ``class`` part per class
     (1-3 instances each, as objects on a grid of boxes). Returns (manifest, parts)."""
     rng = np.random.default_rng(seed)
@@ -78,8 +78,8 @@ def synthetic_result(n_points: int = 1_000_000, n_tris: int = 200_000, n_classes
     v_cls = inst_class[v_inst]
     v_col = pal[v_cls]
     parts = [
-        Part("mesh", "mesh", {"vertices": verts, "faces": faces, "colors": v_col, "class_id": v_cls}),
-        Part("points", "points", {"positions": pos, "colors": p_col, "class_id": p_cls, "confidence": conf}),
+        ResultPart("mesh", "mesh", {"vertices": verts, "faces": faces, "colors": v_col, "class_id": v_cls}),
+        ResultPart("points", "points", {"positions": pos, "colors": p_col, "class_id": p_cls, "confidence": conf}),
     ]
     # cameras on a circle looking at the centre (OpenCV axes)
     c2w = np.zeros((n_cameras, 4, 4), np.float32)
@@ -93,7 +93,7 @@ def synthetic_result(n_points: int = 1_000_000, n_tris: int = 200_000, n_classes
         c2w[i, :3, 0], c2w[i, :3, 1], c2w[i, :3, 2], c2w[i, :3, 3], c2w[i, 3, 3] = right, down, fwd, eye, 1
     K = np.tile(np.array([[500, 0, 330], [0, 500, 235], [0, 0, 1]], np.float32), (n_cameras, 1, 1))
     size = np.tile(np.array([640, 480], np.int32), (n_cameras, 1))
-    parts.append(Part("cameras", "cameras", {"c2w": c2w, "K": K, "size": size},
+    parts.append(ResultPart("cameras", "cameras", {"c2w": c2w, "K": K, "size": size},
                       {"names": [f"frame_{i:04d}.jpg" for i in range(n_cameras)]}))
     # class parts: the class's own vertices (re-indexed) and points
     for c in range(n_classes):
@@ -109,7 +109,7 @@ def synthetic_result(n_points: int = 1_000_000, n_tris: int = 200_000, n_classes
             "points_positions": pos[pm], "points_colors": p_col[pm], "points_confidence": conf[pm],
             "points_instance": p_inst[pm],
         }
-        parts.append(Part(f"class_{NAMES[c]}", "class", arrays, {
+        parts.append(ResultPart(f"class_{NAMES[c]}", "class", arrays, {
             "class_id": c, "name": NAMES[c], "color": list(PALETTE[c]), "instances": int((inst_class == c).sum())}))
     manifest = {"version": 1, "scene": "synthetic", "up": list(up),
                 "parts": [{"name": p.name, "kind": p.kind, "arrays": {}, "meta": p.meta} for p in parts]}
@@ -119,7 +119,7 @@ def synthetic_result(n_points: int = 1_000_000, n_tris: int = 200_000, n_classes
 def run(n_points: int, n_tris: int, n_classes: int, repeats: int = 3) -> dict:
     import bpy
 
-    from .importer import import_parts
+    from blender_addon.blender.importer import import_parts
 
     manifest, parts = synthetic_result(n_points, n_tris, n_classes)
     times, builds, links = [], [], []
@@ -162,7 +162,8 @@ def run_stream(n_points: int, n_tris: int, n_classes: int, timeout: float = 600.
     sys.path.insert(0, str(repo / "tests" / "addon"))
     from addon_testlib import BackendServer, make_image_folder  # the test suite's server launcher
 
-    from . import client, props, session as sess
+    from blender_addon.blender import actions, props, session as sess
+    from blender_addon.core import client
 
     props.register()
     tmp = Path(tempfile.mkdtemp(prefix="aligngs-bench-"))
@@ -177,7 +178,7 @@ def run_stream(n_points: int, n_tris: int, n_classes: int, timeout: float = 600.
         s = sess.Session()
         bpy.app.timers.register = lambda fn, **kw: None  # pumped by hand below (timers never fire headless)
         t_submit = time.perf_counter()
-        sess.start_reconstruction(s, scene, prefs)
+        actions.start_reconstruction(s, scene, prefs)
         t_done = None
         ticks, max_tick = 0, 0.0
         real_get = None

@@ -10,13 +10,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import InputError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".exr")
 SIDE_EXTENSIONS = (".txt", ".json")
 MAX_DEPTH = 3  # subfolder levels below the chosen folder
-
-
-class InputError(ValueError):
-    """The chosen input folder cannot be submitted; the message says why."""
 
 
 @dataclass

@@ -5,26 +5,82 @@ from bpy.props import (BoolProperty, CollectionProperty, EnumProperty, FloatProp
                        IntProperty, PointerProperty, StringProperty)
 
 from . import classes
+from .settings import AlignGSSetting, get_setting, set_setting, sync_settings
 
-PRESETS = [
-    ("fast", "Fast", "Quick preview: low resolution, few iterations (minutes on a CPU)"),
-    ("balanced", "Balanced", "A few thousand iterations at moderate resolution"),
-    ("paper", "Paper", "The reference schedule at full resolution (slow; meant for a GPU server)"),
-]
-POSE_METHODS = [
-    ("auto", "Auto", "Use poses found next to the images, else structure from motion"),
-    ("known", "Known", "Poses from transforms.json / COLMAP / *.pose.txt next to the images"),
-    ("sfm", "Structure from Motion", "Estimate poses with COLMAP"),
-    ("vggt", "VGGT", "Estimate poses with a feed-forward model (needs it on the server)"),
-]
+_preset_items_cache: list = []  # Blender needs the strings of dynamic enum items kept alive
+
+
+def _server_info():
+    from .runtime import current_session
+
+    session = current_session()
+    return session.info if session is not None else None
+
+
+def preset_items(self, context):
+    """The server's presets (welcome.presets); before the server has answered, just the chosen one."""
+    info = _server_info()
+    names = list(info.presets) if info is not None and info.presets else []
+    current = self.preset or (info.default_preset if info is not None else "")
+    if current and current not in names:
+        names.append(current)
+    items = []
+    for n in names:
+        over = info.presets.get(n, {}) if info is not None else {}
+        it = (over.get("train") or {}).get("iterations")
+        res = (over.get("data") or {}).get("resolution")
+        what = ", ".join(x for x in (f"{it} iterations" if it else "", f"{res} px" if res else "") if x)
+        items.append((n, n.capitalize(), f"The server's {n!r} preset" + (f" ({what})" if what else "")))
+    if not items:
+        items = [("", "Server default", "The server's default preset (connect to list its presets)")]
+    _preset_items_cache[:] = items
+    return items
+
+
+def _get_preset_choice(self):
+    items = preset_items(self, None)
+    info = _server_info()
+    current = self.preset or (info.default_preset if info is not None else "")
+    return next((i for i, it in enumerate(items) if it[0] == current), 0)
+
+
+def _set_preset_choice(self, index):
+    items = preset_items(self, None)
+    if 0 <= index < len(items):
+        self.preset = items[index][0]
+
+
+def _on_preset(self, context):
+    info = _server_info()
+    if info is not None:
+        sync_settings(self, info)
+
+
+def _get_iterations(self):
+    return int(get_setting(self, "train.iterations", 0) or 0)
+
+
+def _set_iterations(self, value):
+    set_setting(self, "train.iterations", int(value))
+
+
+def _get_resolution(self):
+    return int(get_setting(self, "data.resolution", 0) or 0)
+
+
+def _set_resolution(self, value):
+    set_setting(self, "data.resolution", None if int(value) == 0 else int(value))
+
+
+ADDON_PACKAGE = __package__.rpartition(".")[0]  # the add-on's package (this module lives in its blender/)
 
 
 def addon_package() -> str:
-    return __package__
+    return ADDON_PACKAGE
 
 
 class AlignGSPreferences(bpy.types.AddonPreferences):
-    bl_idname = __package__
+    bl_idname = ADDON_PACKAGE
 
     address: StringProperty(
         name="Server", default="localhost:5555",
@@ -41,6 +97,10 @@ class AlignGSPreferences(bpy.types.AddonPreferences):
     client_public_key: StringProperty(name="Client Public Key", description="40 Z85 characters (instead of a file)")
     client_secret_key: StringProperty(name="Client Secret Key", subtype="PASSWORD",
                                       description="40 Z85 characters (instead of a file)")
+    splat_dir: StringProperty(
+        name="Also Save the Gaussian Splat PLY to", subtype="DIR_PATH",
+        description="When set, the server also sends the 3DGS PLY of each job and it is saved in this folder "
+                    "(Blender has no Gaussian-splat type; empty = the server leaves it out of the result)")
 
     def draw(self, context):
         layout = self.layout
@@ -57,6 +117,7 @@ class AlignGSPreferences(bpy.types.AddonPreferences):
         col.prop(self, "server_public_key")
         col.prop(self, "client_public_key")
         col.prop(self, "client_secret_key")
+        layout.prop(self, "splat_dir")
 
 
 class AlignGSClass(bpy.types.PropertyGroup):
@@ -76,15 +137,19 @@ class AlignGSClass(bpy.types.PropertyGroup):
 class AlignGSSceneSettings(bpy.types.PropertyGroup):
     image_dir: StringProperty(name="Images", subtype="DIR_PATH",
                               description="Folder of photos (may also hold transforms.json / COLMAP / pose files)")
-    preset: EnumProperty(name="Quality", items=PRESETS, default="balanced")
+    preset: StringProperty(name="Preset", default="", update=_on_preset,
+                           description="The server's preset the job starts from ('' = the server's default)")
+    preset_choice: EnumProperty(name="Quality", items=preset_items, get=_get_preset_choice, set=_set_preset_choice,
+                                description="Start from one of the server's presets")
     use_advanced: BoolProperty(name="Advanced", default=False,
                                description="Send the settings below on top of the quality preset")
-    iterations: IntProperty(name="Iterations", default=3000, min=1, soft_max=30000)
-    resolution: IntProperty(name="Resolution", default=320, min=0, soft_max=4096, subtype="PIXEL",
-                            description="Longest image side used for training (0 = native)")
-    use_semantics: BoolProperty(name="Semantics", default=True, description="Learn the 150 ADE20K classes")
-    use_mesh: BoolProperty(name="Mesh", default=True, description="Extract a mesh (TSDF fusion)")
-    pose_method: EnumProperty(name="Poses", items=POSE_METHODS, default="auto")
+    settings: CollectionProperty(type=AlignGSSetting,
+                                 description="Every pipeline setting the server reported, with the preset's values")
+    iterations: IntProperty(name="Iterations", min=1, soft_max=30000, get=_get_iterations, set=_set_iterations,
+                            description="Training iterations (the train.iterations setting)")
+    resolution: IntProperty(name="Resolution", min=0, soft_max=4096, subtype="PIXEL", get=_get_resolution,
+                            set=_set_resolution,
+                            description="Longest image side used for training, 0 = native (the data.resolution setting)")
     # persistent job link (re-attach after a restart)
     job_id: StringProperty(name="Job", description="Server job whose result belongs to this scene")
     job_address: StringProperty(name="Job Server")
@@ -98,34 +163,22 @@ class AlignGSSceneSettings(bpy.types.PropertyGroup):
                                description="A result folder (manifest.json + .npy) to import without a server")
 
 
-CLASSES = (AlignGSPreferences, AlignGSClass, AlignGSSceneSettings)
+CLASSES = (AlignGSPreferences, AlignGSClass, AlignGSSetting, AlignGSSceneSettings)
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
 
 
 def register():
-    for c in CLASSES:
-        bpy.utils.register_class(c)
+    _register_classes()
     bpy.types.Scene.aligngs = PointerProperty(type=AlignGSSceneSettings)
 
 
 def unregister():
     del bpy.types.Scene.aligngs
-    for c in reversed(CLASSES):
-        bpy.utils.unregister_class(c)
+    _unregister_classes()
 
 
 def preferences(context=None):
     """This add-on's preferences, or None when it is not enabled (e.g. when imported as a plain package)."""
     context = context or bpy.context
-    addon = context.preferences.addons.get(__package__)
+    addon = context.preferences.addons.get(ADDON_PACKAGE)
     return addon.preferences if addon is not None else None
-
-
-def overrides_from_settings(s) -> dict:
-    """The ``overrides`` object a submit carries for the advanced settings ({} when they are off)."""
-    if not s.use_advanced:
-        return {}
-    return {
-        "data": {"resolution": None if s.resolution == 0 else int(s.resolution), "poses": s.pose_method},
-        "train": {"iterations": int(s.iterations), "semantics": {"enabled": bool(s.use_semantics)}},
-        "mesh": {"enabled": bool(s.use_mesh)},
-    }

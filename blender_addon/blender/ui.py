@@ -5,10 +5,13 @@ import time
 
 import bpy
 
-from . import session as sess
-from .address import AddressError, normalize_address, online_block_reason
+from ..core.address import normalize_address, online_block_reason
+from ..core.errors import AddressError
+from ..core.jobview import ACTIVE_PHASES
+from .actions import reconstruct_block_reason
 from .props import preferences
 from .runtime import get_session
+from .settings import groups, is_changed, value_prop
 
 CATEGORY = "AlignGS"
 
@@ -94,13 +97,13 @@ class AGS_PT_input(_Base, bpy.types.Panel):
         count = s.image_counts.count(bpy.path.abspath(st.image_dir)) if st.image_dir else "no image folder chosen"
         if isinstance(count, int):
             layout.label(text=f"{count} image{'s' if count != 1 else ''}", icon="IMAGE_DATA")
-        layout.row().prop(st, "preset", expand=True)
+        layout.row().prop(st, "preset_choice", expand=True)
 
         j = s.job
-        if j.phase in sess.ACTIVE_PHASES:
+        if j.phase in ACTIVE_PHASES:
             _draw_running(layout, j)
         else:
-            reason = sess.reconstruct_block_reason(s, preferences(context), st)
+            reason = reconstruct_block_reason(s, preferences(context), st)
             col = layout.column()
             col.scale_y = 1.4
             col.enabled = reason is None
@@ -154,11 +157,18 @@ class AGS_PT_advanced(_Base, bpy.types.Panel):
         layout = self.layout
         layout.use_property_split = True
         layout.active = st.use_advanced
-        layout.prop(st, "iterations")
-        layout.prop(st, "resolution")
-        layout.prop(st, "use_semantics")
-        layout.prop(st, "use_mesh")
-        layout.prop(st, "pose_method")
+        if not len(st.settings):
+            _wrap(layout, "Connect to the server (Test Connection) to list its settings.", icon="INFO")
+            return
+        layout.operator("aligngs.reset_settings", icon="LOOP_BACK")
+        for group, items in groups(st):
+            header, body = layout.panel(f"aligngs_settings_{group}", default_closed=True)
+            n_changed = sum(1 for it in items if is_changed(it))
+            header.label(text=group + (f"  ({n_changed} changed)" if n_changed else ""))
+            if body is None:
+                continue
+            for it in items:
+                body.prop(it, value_prop(it), text=it.name.rpartition(".")[2])
 
 
 class AGS_UL_classes(bpy.types.UIList):
@@ -251,11 +261,12 @@ def _job_row(layout, job, name, state, local):
 CLASSES = (AGS_UL_classes, AGS_PT_main, AGS_PT_input, AGS_PT_advanced, AGS_PT_results, AGS_PT_jobs)
 
 
+_register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
+
+
 def register():
-    for c in CLASSES:
-        bpy.utils.register_class(c)
+    _register_classes()
 
 
 def unregister():
-    for c in reversed(CLASSES):
-        bpy.utils.unregister_class(c)
+    _unregister_classes()

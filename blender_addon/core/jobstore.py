@@ -8,6 +8,8 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from .._vendor.wire.jsonio import write_json_atomic
+
 MAX_ENTRIES = 50
 
 
@@ -41,11 +43,7 @@ class JobStore:
         return out
 
     def _save(self, entries: list[JobEntry]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": 1, "jobs": [asdict(e) for e in entries[:MAX_ENTRIES]]}, indent=1),
-                       encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_json_atomic(self.path, {"version": 1, "jobs": [asdict(e) for e in entries[:MAX_ENTRIES]]}, indent=1)
 
     def add(self, entry: JobEntry) -> None:
         if not entry.created:
