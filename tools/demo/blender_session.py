@@ -268,8 +268,8 @@ def run(args: argparse.Namespace) -> dict:
     say("installing the extension")
     install_addon(args.zip)
     t["install"] = time.monotonic() - t0
-    runtime = importlib.import_module(f"{MODULE}.runtime")
-    session_mod = importlib.import_module(f"{MODULE}.session")
+    runtime = importlib.import_module(f"{MODULE}.blender.runtime")
+    session_mod = importlib.import_module(f"{MODULE}.blender.actions")
     prefs = bpy.context.preferences.addons[MODULE].preferences
     prefs.address = args.address
     prefs.timeout_s = 30.0
