@@ -5,8 +5,10 @@ Run with the Blender environment (bpy 5.0.1, Cycles CPU)::
     .venv-blender/bin/python -m tools.synth --out DIR --seed 0 --views 32 --test-every 4 \
         --width 320 --height 240 --samples 16
 
-Only :mod:`tools.synth.blender` / :mod:`tools.synth.generate` need bpy; the layout, camera path,
-geometry and PLY modules are plain numpy and import in either environment.
+Only :mod:`tools.synth.blender` / :mod:`tools.synth.generate` need bpy; the rest is plain numpy and imports in
+either environment: ``specs`` (what a room is made of), ``materials``, ``furniture`` (builders in their local
+frame), ``placement`` (transforms, footprints, free space), ``layout`` (assembles a room: :func:`make_room`),
+``camera`` (the camera path), ``geometry`` and ``ply``.
 
 Output folder
 -------------

@@ -1,4 +1,4 @@
-"""Build a :class:`~tools.synth.layout.RoomLayout` in Blender (bpy) and render views with Cycles (CPU).
+"""Build a :class:`~tools.synth.specs.RoomLayout` in Blender (bpy) and render views with Cycles (CPU).
 
 Only this module imports bpy. Render set-up, chosen so the label passes are exact:
 
@@ -33,7 +33,7 @@ import bpy
 import mathutils
 
 from tools.synth.camera import Intrinsics
-from tools.synth.layout import MaterialSpec, RoomLayout
+from tools.synth.specs import MaterialSpec, RoomLayout
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tools.synth.layout import RoomLayout
+from tools.synth.specs import RoomLayout
 
 __all__ = ["Intrinsics", "intrinsics", "look_c2w", "camera_loop", "CameraPathError"]
 
