@@ -95,12 +95,15 @@ def sync_settings(st, info) -> None:
             _store(item, s.kind, s.default)
         else:
             untouched = not is_changed(item)
-            if item.kind != s.kind:  # made before the server said what it is
+            if item.kind != s.kind and not untouched:  # made before the server said what it is
                 try:
                     current = core.wire_value(item.kind, raw_value(item), s.path)
                 except ValueError:
                     current = None
-                _store(item, s.kind, current if s.kind == "json" else _cast(s.kind, current, s.default))
+                if current is None:
+                    _store(item, "json", None)  # null stays null (a field like data.resolution may be null)
+                else:
+                    _store(item, s.kind, core.to_text(current) if s.kind == "json" else _cast(s.kind, current, s.default))
             if untouched:
                 _store(item, s.kind, s.default)
             item.group = s.group

@@ -160,6 +160,8 @@ class AGS_PT_advanced(_Base, bpy.types.Panel):
         if not len(st.settings):
             _wrap(layout, "Connect to the server (Test Connection) to list its settings.", icon="INFO")
             return
+        layout.prop(st, "iterations")
+        layout.prop(st, "resolution")
         layout.operator("aligngs.reset_settings", icon="LOOP_BACK")
         for group, items in groups(st):
             header, body = layout.panel(f"aligngs_settings_{group}", default_closed=True)

@@ -3,7 +3,7 @@
 Same signature as ``aligngs.pipeline.reconstruct``. It writes a synthetic room result (``benchmarks/blender_import.py``) with
 ``aligngs.results.write_parts`` whose size depends on the job: the number of points/classes comes from an optional
 ``control.json`` among the inputs ({"points": int, "tris": int, "classes": int, "steps": int, "step_s": float,
-"fail": "bad_input" | "raise"}), and the number of cameras equals the number of submitted images, so a test can
+"fail": "bad_input" | "raise", "splat": true}; ``splat`` also writes a small 3DGS PLY, ``SPLAT_PLY``), and the number of cameras equals the number of submitted images, so a test can
 check that what it sent reached the job and what the job wrote reached Blender.
 """
 from __future__ import annotations
@@ -23,6 +23,8 @@ from aligngs.wire import write_parts  # noqa: E402
 from benchmarks.blender_import import synthetic_result  # noqa: E402
 
 IMAGE_EXT = {".jpg", ".jpeg", ".png"}
+SPLAT_PLY = (b"ply\nformat binary_little_endian 1.0\nelement vertex 2\nproperty float x\nproperty float f_dc_0\n"
+             b"end_header\n" + bytes(range(16)))
 
 
 def run(input_path, out_dir, config, *, progress=None, should_cancel=None) -> dict:
@@ -47,5 +49,7 @@ def run(input_path, out_dir, config, *, progress=None, should_cancel=None) -> di
                                        int(ctl.get("classes", 4)), n_cameras=len(images), seed=len(images))
     write_parts(out_dir / "result", parts, scene="room",
                 up=manifest["up"])
+    if ctl.get("splat"):
+        (out_dir / "gaussians.ply").write_bytes(SPLAT_PLY)
     return {"images": len(images), "iterations": config.train.iterations, "preset_resolution": config.data.resolution,
             "semantics": config.train.semantics.enabled, "mesh": config.mesh.enabled, "poses": config.data.poses}

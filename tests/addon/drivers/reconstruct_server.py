@@ -38,6 +38,8 @@ class FakeLayout:
 
     def __getattr__(self, name):
         def call(*a, **kw):
+            if name == "panel":  # a layout panel: (header, body)
+                return FakeLayout(self._log), FakeLayout(self._log)
             if name in ("label", "operator", "prop", "progress", "template_list"):
                 self._log.append((name, kw.get("text", a[1] if name == "prop" and len(a) > 1 else "")))
             return FakeLayout(self._log)
