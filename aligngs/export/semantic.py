@@ -15,7 +15,6 @@ properties); :func:`write_labelled_mesh_ply` / :func:`write_semantic_points_ply`
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import numpy as np
 from aligngs.data.types import TriMesh
 from aligngs.export.ply import write_mesh_ply, write_points_ply
 from aligngs.export.report import write_json_atomic
+from aligngs.wire.names import safe_name
 from aligngs.priors.ade20k import NUM_CLASSES, colorize
 from aligngs.extract.labeling import SemanticPoints, as_semantic_points
 from aligngs.extract.splits import ClassSplit, mesh_colors, submesh
@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 CLASSES_JSON_VERSION = 1
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def _colors(kind: str, rgb: np.ndarray, class_id: np.ndarray | None, where: str) -> np.ndarray:
@@ -72,7 +71,7 @@ def write_semantic_points_ply(path, points, color_by: str = "rgb", instance: np.
 
 
 def _class_dir(split: ClassSplit) -> str:
-    return f"{split.class_id:03d}_{_UNSAFE.sub('_', split.name).strip('_') or 'class'}"
+    return f"{split.class_id:03d}_{safe_name(split.name, default='class', strip='_')}"
 
 
 def _class_mesh(split: ClassSplit, face_mask: np.ndarray | None = None) -> TriMesh:

@@ -22,7 +22,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from aligngs.data.types import Camera, TriMesh
-from aligngs.results import ResultPart
+from aligngs.wire import ResultPart
 from aligngs.priors.ade20k import CLASS_NAMES, NUM_CLASSES, PALETTE, colorize
 from aligngs.extract.labeling import SemanticPoints, as_semantic_points
 
@@ -271,7 +271,7 @@ def to_result_parts(
     cameras: list[Camera] | None = None,
     camera_names: list[str] | None = None,
 ) -> list[ResultPart]:
-    """The result parts of :mod:`aligngs.results` for a labelled mesh, semantic points and class splits.
+    """The result parts of :mod:`aligngs.wire.results` for a labelled mesh, semantic points and class splits.
 
     - "mesh" (kind mesh): vertices f32[N,3], faces i32[M,3], colors u8[N,3] (:func:`mesh_colors`),
       class_id i32[N] when the mesh is labelled;

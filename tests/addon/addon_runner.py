@@ -1,7 +1,7 @@
 """A job function for the add-on's server tests (``backend.serve --runner tests/addon/addon_runner.py:run``).
 
 Same signature as ``aligngs.pipeline.reconstruct``. It writes a synthetic room result (``benchmarks/blender_import.py``) with
-``aligngs.results.write_parts`` whose size depends on the job: the number of points/classes comes from an optional
+``aligngs.wire.write_parts`` whose size depends on the job: the number of points/classes comes from an optional
 ``control.json`` among the inputs ({"points": int, "tris": int, "classes": int, "steps": int, "step_s": float,
 "fail": "bad_input" | "raise", "splat": true}; ``splat`` also writes a small 3DGS PLY, ``SPLAT_PLY``), and the number of cameras equals the number of submitted images, so a test can
 check that what it sent reached the job and what the job wrote reached Blender.

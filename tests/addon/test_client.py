@@ -1,7 +1,7 @@
 """The add-on's protocol client (blender_addon/client.py) against a real backend.serve on loopback.
 
 The server runs ``tests/addon/addon_runner.py`` as its job function (a synthetic result written with
-aligngs.results.write_parts), so these tests check the wire, not the reconstruction.
+aligngs.wire.write_parts), so these tests check the wire, not the reconstruction.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _events_until(conn, pred, timeout=60.0):
 
 
 def test_submit_stream_matches_the_files_the_job_wrote(backend, tmp_path):
-    from aligngs.results import read_parts
+    from aligngs.wire import read_parts
 
     folder = make_image_folder(tmp_path / "imgs", 4, {"points": 800_000, "tris": 3000, "classes": 3})
     conn = client.Connection(backend.address, timeout_s=10).start()

@@ -172,7 +172,7 @@ def test_auto_point_radius_scales_with_density():
 # ------------------------------------------------------------------------------------------------ result format
 
 def _parts():
-    from aligngs.results import ResultPart
+    from aligngs.wire import ResultPart
 
     rng = np.random.default_rng(0)
     return [
@@ -187,7 +187,7 @@ def _parts():
 
 
 def test_read_result_folder_round_trip(tmp_path):
-    from aligngs.results import write_parts
+    from aligngs.wire import write_parts
 
     parts = _parts()
     write_parts(tmp_path / "job" / "result", parts, scene="kitchen", up=(0, -1, 0))

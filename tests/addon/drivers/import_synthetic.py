@@ -151,7 +151,7 @@ facts["class_list"] = [{"name": it.name, "n_points": it.n_points, "n_faces": it.
                         "instances": it.instances, "color": list(it.color)} for it in items]
 
 # result folder written by the pipeline's own writer, then re-imported through the session (replaces the old one)
-from aligngs.results import ResultPart, write_parts  # noqa: E402
+from aligngs.wire import ResultPart, write_parts  # noqa: E402
 
 tmp = tempfile.mkdtemp()
 write_parts(tmp, [ResultPart(p.name, p.kind, p.arrays, p.meta) for p in parts], scene="from_folder", up=up)
