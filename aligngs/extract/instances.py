@@ -90,6 +90,16 @@ def _fill_nearest(positions: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def _owned_by(obj: np.ndarray, owner: dict[int, int], class_id: int) -> np.ndarray:
+    """bool per element: its object id's class (``owner``) is ``class_id``."""
+    if not len(obj) or not owner:
+        return np.zeros(len(obj), bool)
+    lut = np.full(max(max(owner), int(obj.max())) + 2, -2, np.int64)
+    for o, c in owner.items():
+        lut[o] = c
+    return (obj >= 0) & (lut[np.where(obj >= 0, obj, len(lut) - 1)] == class_id)
+
+
 def split_by_identity(
     mesh: TriMesh | None,
     points: SemanticPoints | dict | None,
@@ -140,7 +150,7 @@ def split_by_identity(
         nv = 0 if m_obj is None else len(m_obj)
         obj = np.concatenate([a for a in (m_obj, p_obj) if a is not None]) if (m_obj is not None or p_obj is not None) \
             else np.zeros(0, np.int64)
-        mine = np.array([owner.get(int(o), -2) == sp.class_id for o in obj], bool) if len(obj) else np.zeros(0, bool)
+        mine = _owned_by(obj, owner, sp.class_id)
         cand = np.where(mine, obj, -1)
         n_faces = {}
         if m_obj is not None and sp.mesh.faces.shape[0]:
@@ -250,3 +260,40 @@ def highlight_colors(colors: np.ndarray, selected: np.ndarray, color=(255, 200, 
         raise ValueError(f"highlight_colors: colors must be [N,3] with N={s.shape[0]}, got {c.shape}")
     out = np.where(s[:, None], np.asarray(color, np.float64)[None], c * dim)
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------- from a trained model
+def object_splits(model, classifier, frames, renders, mesh: TriMesh | None, points: dict, keep: np.ndarray,
+                  min_instance_points: int, extent: float):
+    """(class splits from the identities, object id per Gaussian) for a trained model (``extract_outputs``' hook).
+
+    Per Gaussian: the classifier's argmax. Per mesh vertex: the depth-tested majority of the object-id maps rendered
+    at ``frames`` (``renders``: their :class:`~aligngs.extract.views.ViewRender` with depth / alpha). The points are
+    the Gaussians selected by ``keep``.
+    """
+    import torch
+
+    from ..render.view import ViewTensors
+    from ..train.objects import render_channels
+    from .labeling import label_vertices_by_views
+
+    enc = model.params["identities"].detach()
+    g_obj, _ = classifier.object_ids(enc)
+    mesh_obj = None
+    if mesh is not None:
+        maps, confs = [], []
+        with torch.no_grad():
+            for f, r in zip(frames, renders):
+                img = render_channels(model, ViewTensors.of(f.camera, model.device), ["identities"])["identities"]
+                prob = torch.softmax(classifier(img), dim=0)
+                c, i = prob.max(dim=0)
+                lab = i.int().cpu().numpy()
+                lab[r.alpha < 0.5] = -1
+                maps.append(lab)
+                confs.append(c.cpu().numpy())
+        mesh_obj, _ = label_vertices_by_views(mesh.vertices, [f.camera for f in frames], maps,
+                                              [r.depth for r in renders], confs, max(0.02 * extent, 1e-3),
+                                              num_classes=classifier.num_objects)
+    sp = split_by_identity(mesh, points, mesh_obj, g_obj[keep] if points is not None else None,
+                           min_instance_points=min_instance_points)
+    return sp, g_obj
