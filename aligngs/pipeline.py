@@ -138,15 +138,22 @@ def reconstruct(
             loss_cfg = replace(loss_cfg, semantic_kl=0.0, semantic_ce=0.0)
         terms = aligngs_terms(loss_cfg, cfg.train.semantics, decoder)
         normal_source = gaussian_camera_normals
+    # Gaussian Grouping identities (adds model.params["identities"]) and SSR-2D virtual views (issue 13)
+    from .train.objects import ObjectsSetup, setup_objects
+
+    objects = setup_objects(cfg, model, train, priors, scene, extent, device, decoder,
+                            resolve_teachers(train, cfg)[0]) if cfg.mode == "aligngs" else ObjectsSetup()
+    terms = list(terms) + objects.terms
 
     with timer.stage("train"):
         trainer = Trainer(model, train, cfg.train, extent=extent, priors=priors, terms=terms, normal_source=normal_source,
-                          extra_modules=[decoder] if decoder is not None else [], progress=progress,
+                          extra_modules=([decoder] if decoder is not None else []) + objects.modules, progress=progress,
                           should_cancel=should_cancel)
         trainer.train(checkpoint_path=out / "checkpoint.pt")
 
     with timer.stage("mesh", "TSDF fusion of rendered depth"):
-        outputs = extract_outputs(model, train, cfg, extent, decoder=decoder, device=device, should_cancel=should_cancel)
+        outputs = extract_outputs(model, train, cfg, extent, decoder=decoder, device=device, should_cancel=should_cancel,
+                                  identity=objects.classifier)
 
     with timer.stage("export"):
         from .export.writer import write_all
@@ -176,6 +183,7 @@ def reconstruct(
             "mesh_faces": 0 if outputs.mesh is None else int(len(outputs.mesh.faces)),
             "classes": len(outputs.splits),
         },
+        "objects": objects.info,
         "timings": timer.timings | {"total": time.perf_counter() - t_start},
         "metrics": metrics,
         "final_losses": trainer.history[-1] if trainer.history else {},

@@ -36,6 +36,8 @@ def write_all(out: Path, scene: Scene, model: GaussianModel, outputs, cfg: Pipel
     extra = {}
     if outputs.gaussian_class is not None:
         extra = {"class_id": outputs.gaussian_class.astype(np.int32), "class_conf": outputs.gaussian_conf.astype(np.float32)}
+    if getattr(outputs, "gaussian_object", None) is not None:  # Gaussian Grouping object id per Gaussian (issue 13)
+        extra["object_id"] = outputs.gaussian_object.astype(np.int32)
     write_gaussians_ply(out / "gaussians.ply", g["means"], g["quats"], g["scales"], g["opacities"], g["sh0"], g["shN"], extra=extra)
     files["gaussians"] = "gaussians.ply"
     frames = [f for f in scene.frames if f.camera is not None]
