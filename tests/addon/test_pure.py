@@ -249,3 +249,41 @@ def test_jobstore_round_trip(tmp_path):
     assert store.load() == []  # a damaged file reads as empty ...
     store.add(jobstore.JobEntry("job_cccccccc", "h:1"))
     assert [e.job for e in store.load()] == ["job_cccccccc"]  # ... and is replaced
+
+
+# ------------------------------------------------------------------------------------------------ settings schema
+
+def test_settings_schema_from_welcome():
+    from blender_addon.core import settings as cs
+
+    defaults = {"mode": "aligngs", "data": {"resolution": 320, "names": None},
+                "train": {"iterations": 3000, "background": [0.0, 0.0, 0.0],
+                          "loss": {"depth_pearson": 0.5, "w": 1, "on": True}}}
+    presets = {"fast": {"train": {"iterations": 600, "loss": {"w": 0.5}}}, "balanced": {}}
+    sch = {s.path: s for s in cs.schema(defaults, presets, "fast")}
+    assert list(sch) == ["mode", "data.resolution", "data.names", "train.iterations", "train.background",
+                         "train.loss.depth_pearson", "train.loss.w", "train.loss.on"]
+    assert sch["train.iterations"].default == 600 and sch["train.iterations"].kind == "int"
+    assert sch["train.loss.w"].kind == "float"  # an int default, but a preset gives it a float
+    assert (sch["data.names"].kind, sch["data.names"].default) == ("json", "")
+    assert (sch["train.background"].kind, sch["train.background"].default) == ("json", "[0.0,0.0,0.0]")
+    assert sch["train.loss.depth_pearson"].group == "train.loss" and sch["mode"].group == "general"
+    assert cs.nest({"a.b.c": 1, "a.d": 2, "e": None}) == {"a": {"b": {"c": 1}, "d": 2}, "e": None}
+    assert cs.same("float", 0.10000000149011612, 0.1) and not cs.same("float", 0.123, 0.1)
+    assert cs.same("json", "[0, 0,0]", "[0,0,0]") and not cs.same("int", 3, cs.UNKNOWN)
+    assert cs.wire_value("float", 0.12300000339746475, "x") == 0.123 and cs.wire_value("json", "", "x") is None
+    assert cs.from_text("sfm", "x") == "sfm" and cs.from_text("[1, 2]", "x") == [1, 2]
+    with pytest.raises(ValueError, match="setting train.background"):
+        cs.from_text("[1, 2", "train.background")
+
+
+def test_wanted_parts_and_saving_a_file_part(tmp_path):
+    from blender_addon._vendor.wire import PART_KINDS, ResultPart
+    from blender_addon.core import fileparts
+
+    assert fileparts.wanted_parts(True) is None
+    assert fileparts.wanted_parts(False) == [k for k in PART_KINDS if k != "file"] and "mesh" in PART_KINDS
+    part = ResultPart("gaussians.ply", "file", {"data": np.frombuffer(b"ply\nxyz", np.uint8)},
+                      {"filename": "../gaussians.ply"})
+    path = fileparts.save_file_part(part, tmp_path / "out")
+    assert path == tmp_path / "out" / "gaussians.ply" and path.read_bytes() == b"ply\nxyz"
