@@ -73,7 +73,12 @@ class LossConfig:
     depth_pearson: float = 0.5
     depth_from_iter: int = 1500
     edge_dilation: int = 0  # semantic edge mask dilation radius in px (0 = reference)
+    depth_edge_mask: bool = True  # exclude the teacher's semantic edges from the Pearson loss (False: ablation only)
+    # Pearson loss only where the rendered alpha exceeds this (0 = every pixel, the reference; 0.5 = our former gate)
+    depth_alpha_gate: float = 0.0
     normal_consistency: float = 0.05
+    # re-normalise the rendered (alpha-blended) normals before the consistency term (False = raw, the reference)
+    normal_renormalize: bool = False
     normal_semantic_boundary: float = 0.01
     normal_from_iter: int = 1500
     boundary_sharpness: float = 100.0
