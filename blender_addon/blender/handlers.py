@@ -7,7 +7,7 @@ import time
 
 import bpy
 
-from .._vendor.wire import ResultFormatError
+from .._vendor.wire import ACTIVE_STATES, ResultFormatError
 from ..core import client
 from ..core.fileparts import save_file_part
 from ..core.jobstore import JobEntry
@@ -91,7 +91,7 @@ def _job_status(session, msg: client.JobStatus) -> None:
     j = session.job
     if j.follows(msg.job, msg.re) and msg.subscribed:
         state = msg.record.get("state", "")
-        if state in ("queued", "running", "cancelling"):
+        if state in ACTIVE_STATES:
             j.phase = state
             j.position = msg.record.get("position")
             apply_progress(j, msg.record.get("progress"))
