@@ -7,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
+from .config import Device, Mode, PoseMethod, SemanticTeacherName, SplitMode, choices
 from .config import PRESETS, deep_merge, preset
-from .data.split import SPLIT_CHOICES
 
 
 def build_config(args) -> "PipelineConfig":  # noqa: F821
@@ -128,16 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("input", help="image folder, transforms.json folder, COLMAP model or RGB-D frame folder")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--preset", default="balanced", choices=sorted(PRESETS))
-    r.add_argument("--mode", choices=["aligngs", "3dgs"])
+    r.add_argument("--mode", choices=choices(Mode))
     r.add_argument("--config", help="JSON file of PipelineConfig overrides")
     r.add_argument("--iterations", type=int)
     r.add_argument("--resolution", type=int, help="longest image side in pixels")
-    r.add_argument("--device", help="auto | cpu | cuda")
-    r.add_argument("--poses", choices=["auto", "known", "sfm", "vggt"])
-    r.add_argument("--teacher", help="semantic teacher: provided | eomt | mask2former")
+    r.add_argument("--device", help=" | ".join(choices(Device)) + " (or a torch device such as cuda:1)")
+    r.add_argument("--poses", choices=choices(PoseMethod))
+    r.add_argument("--teacher", choices=choices(SemanticTeacherName), help="semantic teacher (default: auto)")
     r.add_argument("--max-views", type=int, help="sparse-view training: at most this many training views")
     r.add_argument("--test-every", type=int, help="every k-th view is held out for testing (0 = none; implies --split every)")
-    r.add_argument("--split", choices=SPLIT_CHOICES,
+    r.add_argument("--split", choices=choices(SplitMode),
                    help="auto (default): the input's own train/test split when it declares one (nerfstudio "
                         "test_filenames / val_filenames), else --test-every; scene: require it; every: --test-every")
     r.add_argument("--no-semantics", action="store_true")

@@ -8,7 +8,44 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+import typing
+from typing import Any, Literal
+
+# ---------------------------------------------------------------------------------------------- choices
+# Every setting that takes one of a few names has a Literal alias here; the CLI (aligngs.cli), the server's
+# validation (backend.settings) and the add-on (through the server's welcome) derive their lists from these.
+Mode = Literal["aligngs", "3dgs"]  # 3dgs: photometric only (no teachers, no AlignGS terms)
+PoseMethod = Literal["auto", "known", "sfm", "vggt"]  # auto: known if the input has poses, else vggt -> sfm
+SplitMode = Literal["auto", "scene", "every"]
+SizeMismatch = Literal["resize", "error"]
+SemanticTeacherName = Literal["auto", "eomt", "mask2former", "provided", "gt", "none"]
+DepthTeacherName = Literal["auto", "dpt", "depth_anything", "sensor", "none"]
+KLNorm = Literal["per_pixel", "reference"]
+IdentityMasks = Literal["auto", "provided", "associated", "none"]
+Device = Literal["auto", "cpu", "cuda"]  # from Python, any torch device string (e.g. "cuda:1") also works
+PresetName = Literal["auto", "fast", "balanced", "paper"]  # auto: balanced on CUDA, fast on a CPU (PRESETS)
+
+
+def choices(alias: Any) -> tuple[str, ...]:
+    """The names a Literal alias allows, in order: ``choices(PoseMethod) == ("auto", "known", "sfm", "vggt")``."""
+    if typing.get_origin(alias) is not Literal:
+        raise TypeError(f"choices: expected a typing.Literal alias, got {alias!r}")
+    return tuple(typing.get_args(alias))
+
+
+def literal_fields(cls: type | None = None, prefix: str = "config") -> dict[str, tuple[str, ...]]:
+    """Every field of a config tree annotated with a Literal alias: dotted path -> its choices
+    (``literal_fields()["config.data.poses"] == choices(PoseMethod)``); nested configs are walked."""
+    cls = PipelineConfig if cls is None else cls
+    hints = typing.get_type_hints(cls)
+    out: dict[str, tuple[str, ...]] = {}
+    for f in dataclasses.fields(cls):
+        hint, path = hints[f.name], f"{prefix}.{f.name}"
+        if typing.get_origin(hint) is Literal:
+            out[path] = choices(hint)
+        elif dataclasses.is_dataclass(hint):
+            out.update(literal_fields(hint, path))
+    return out
 
 
 @dataclass
@@ -20,10 +57,10 @@ class DataConfig:
     test_names: list[str] | None = None  # explicit test split (overrides split and test_every)
     # auto: the input's own split when it has one (nerfstudio test_filenames, else val_filenames; per-frame
     # "split" keys), else test_every | scene: the input's split, an error when it has none | every: test_every only
-    split: str = "auto"
+    split: SplitMode = "auto"
     max_train_views: int | None = None  # sparse-view subsampling (evenly spaced)
-    size_mismatch: str = "resize"  # "resize" (with a warning) or "error" for images of differing sizes
-    poses: str = "auto"  # auto | known | sfm | vggt  (auto: known if the input has poses, else the fallback chain)
+    size_mismatch: SizeMismatch = "resize"  # "resize" (with a warning) or "error" for images of differing sizes
+    poses: PoseMethod = "auto"  # auto: known if the input has poses, else the fallback chain (vggt -> sfm)
     dense_init: bool = True  # SfM poses + per-view depth (sensor / depth prior): init from SPARS3R-aligned dense depth
 
 
@@ -69,16 +106,11 @@ class LossConfig:
     ssim_lambda: float = 0.2  # (1 - l) L1 + l (1 - SSIM)
     semantic_kl: float = 1.0
     semantic_ce: float = 0.1
-    semantic_kl_norm: str = "per_pixel"  # per_pixel (ours) | reference (sum / 150, i.e. kl_div batchmean on [150,H,W])
+    semantic_kl_norm: KLNorm = "per_pixel"  # per_pixel (ours) | reference (sum / 150, i.e. kl_div batchmean on [150,H,W])
     depth_pearson: float = 0.5
     depth_from_iter: int = 1500
     edge_dilation: int = 0  # semantic edge mask dilation radius in px (0 = reference)
-    depth_edge_mask: bool = True  # exclude the teacher's semantic edges from the Pearson loss (False: ablation only)
-    # Pearson loss only where the rendered alpha exceeds this (0 = every pixel, the reference; 0.5 = our former gate)
-    depth_alpha_gate: float = 0.0
     normal_consistency: float = 0.05
-    # re-normalise the rendered (alpha-blended) normals before the consistency term (False = raw, the reference)
-    normal_renormalize: bool = False
     normal_semantic_boundary: float = 0.01
     normal_from_iter: int = 1500
     boundary_sharpness: float = 100.0
@@ -92,9 +124,9 @@ class SemanticConfig:
     enabled: bool = True
     num_classes: int = 150
     compact_dim: int | None = None  # None = faithful 150-d; e.g. 16 = rendered channels + 1x1 linear decoder
-    teacher: str = "auto"  # auto (provided if every view has labels, else eomt) | provided | eomt | mask2former | gt | none
+    teacher: SemanticTeacherName = "auto"  # auto: provided if every view has labels, else eomt
     teacher_model: str | None = None  # HF id or local folder (None = the teacher's default checkpoint)
-    depth_teacher: str = "auto"  # auto (sensor if every view has depth, else dpt) | sensor | dpt | depth_anything | none
+    depth_teacher: DepthTeacherName = "auto"  # auto: sensor if every view has depth, else dpt
     depth_model: str | None = None
 
 
@@ -109,7 +141,7 @@ class TrainConfig:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     init_opacity: float = 0.1
     max_init_points: int = 100_000
-    device: str = "auto"  # auto | cpu | cuda
+    device: Device = "auto"
     checkpoint_every: int = 0  # 0 = only at the end
     lr: LRConfig = field(default_factory=LRConfig)
     densify: DensifyConfig = field(default_factory=DensifyConfig)
@@ -132,7 +164,7 @@ class MeshConfig:
 
 @dataclass
 class PipelineConfig:
-    mode: str = "aligngs"  # aligngs | 3dgs
+    mode: Mode = "aligngs"
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     mesh: MeshConfig = field(default_factory=MeshConfig)

@@ -10,22 +10,16 @@ import dataclasses
 import re
 from typing import Any
 
-from aligngs.config import PRESETS, PipelineConfig, deep_merge, preset
+from aligngs.config import (PRESETS, DepthTeacherName, PipelineConfig, SemanticTeacherName, choices, deep_merge,
+                            literal_fields, preset)
 
 from .protocol import ProtocolError, get_field
 
 DEFAULT_PRESET = "balanced"
-SEMANTIC_TEACHERS = ("auto", "provided", "gt", "eomt", "mask2former", "none")  # aligngs.semantics.teachers.SEMANTIC_TEACHERS
-DEPTH_TEACHERS = ("auto", "sensor", "dpt", "depth_anything", "none")
-CHOICES: dict[str, tuple[str, ...]] = {
-    "config.mode": ("aligngs", "3dgs"),
-    "config.data.poses": ("auto", "known", "sfm", "vggt"),
-    "config.data.size_mismatch": ("resize", "error"),
-    "config.train.device": ("auto", "cpu", "cuda"),
-    "config.train.semantics.teacher": SEMANTIC_TEACHERS,
-    "config.train.semantics.depth_teacher": DEPTH_TEACHERS,
-    "config.train.loss.semantic_kl_norm": ("per_pixel", "reference"),
-}
+SEMANTIC_TEACHERS = choices(SemanticTeacherName)
+DEPTH_TEACHERS = choices(DepthTeacherName)
+# every Literal-typed config field (aligngs.config: mode, poses, split, teachers, device, KL norm, ...) -> its choices
+CHOICES: dict[str, tuple[str, ...]] = literal_fields(PipelineConfig, "config")
 MINIMUM: dict[str, int] = {"config.train.iterations": 1, "config.data.resolution": 16}
 
 _FIELD_RE = re.compile(r"^(config(?:\.[A-Za-z0-9_]+)*)\s*:")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aligngs.config import deep_merge, preset
+from aligngs.config import Mode, choices, deep_merge, preset
 from aligngs.data.split import evenly_spaced
 from aligngs.data.types import Scene
 
@@ -178,7 +178,7 @@ def print_table(rows: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks scene")
     ap.add_argument("--data", required=True)
-    ap.add_argument("--mode", nargs="+", default=["3dgs"], choices=["3dgs", "aligngs"])
+    ap.add_argument("--mode", nargs="+", default=["3dgs"], choices=choices(Mode))
     ap.add_argument("--views", type=int, help="training views (evenly spaced); the rest are test views")
     ap.add_argument("--resolution", type=int)
     ap.add_argument("--iterations", type=int)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config import DataConfig, SizeMismatch, choices
 from .errors import DataError
 from .imageio import image_size, read_depth_png, read_image, read_label_png, resize_nearest, target_size
 from .types import Camera, Frame
@@ -19,7 +19,7 @@ from .undistort import Distortion, Undistorter
 
 log = logging.getLogger(__name__)
 
-SIZE_POLICIES = ("resize", "error")
+SIZE_POLICIES = choices(SizeMismatch)
 
 
 @dataclass

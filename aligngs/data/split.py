@@ -5,11 +5,11 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from ..config import DataConfig
+from ..config import DataConfig, SplitMode, choices
 from .errors import DataError
 from .types import Frame, Scene
 
-SPLIT_CHOICES = ("auto", "scene", "every")
+SPLIT_CHOICES = choices(SplitMode)
 
 
 def evenly_spaced(n: int, k: int) -> list[int]:

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import DepthTeacherName, choices
 from ..data.types import Frame
 from . import models as M
 from ._runtime import autocast, check_image, default_batch_size, resolve_device, shape_batches, to_uint8
@@ -261,7 +262,7 @@ class DepthAnythingTeacher(_HFDepthTeacher):
         return "depth" if kind == "metric" else "disparity"
 
 
-DEPTH_TEACHERS = ("auto", "dpt", "depth_anything", "sensor", "none")
+DEPTH_TEACHERS = choices(DepthTeacherName)
 
 
 def make_depth_teacher(

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import SemanticTeacherName, choices
 from ..data.types import Frame
 from . import models as M
 from ._runtime import autocast, check_image, default_batch_size, resolve_device, shape_batches, to_uint8
@@ -393,7 +394,7 @@ class EomtTeacher(_MaskClassificationTeacher):
 # --------------------------------------------------------------------------------------------------------------
 # factory
 
-SEMANTIC_TEACHERS = ("auto", "eomt", "mask2former", "provided", "gt", "none")
+SEMANTIC_TEACHERS = choices(SemanticTeacherName)
 
 
 def make_semantic_teacher(

@@ -33,7 +33,6 @@ from mathutils import Matrix
 
 from .._vendor.wire import CHECKED_KINDS, check_manifest, check_part, read_parts
 from ..core import geometry as geo
-from ..core.errors import StateError
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +242,7 @@ class SceneImport:
         new collections and objects get the plain names.
         """
         if self._finished:
-            raise StateError("SceneImport.finish() called twice")
+            raise RuntimeError("SceneImport.finish() called twice")
         self.step(float("inf"))
         t0 = time.perf_counter()
         if replace is not None:

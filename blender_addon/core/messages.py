@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._vendor import wire
 from .errors import describe_error
 
 
@@ -72,7 +71,6 @@ class Progress:
     n_gaussians: int | None = None
     losses: dict = field(default_factory=dict)
     preview: np.ndarray | None = None  # uint8 [h,w,3], rows top to bottom
-    points: "wire.PointsPreview | None" = None  # the live point preview (positions, colours, class colours)
 
 
 @dataclass

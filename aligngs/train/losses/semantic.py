@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ...config import KLNorm, choices
 from ._common import _check_chw, _check_mask, _zero
 
 __all__ = ["semantic_kl", "semantic_ce", "semantic_edge_mask"]
@@ -32,7 +33,7 @@ def semantic_kl(
         raise ValueError(f"semantic_kl: teacher shape {list(teacher.shape)} != rendered shape {list(rendered.shape)}")
     C, H, W = rendered.shape
     _check_mask("semantic_kl valid", valid, (H, W))
-    if norm not in ("per_pixel", "reference"):
+    if norm not in choices(KLNorm):
         raise ValueError(f"semantic_kl: norm must be 'per_pixel' or 'reference', got {norm!r}")
     log_q = F.log_softmax(rendered, dim=0)
     log_p = F.log_softmax(teacher.detach().to(rendered.dtype), dim=0)
