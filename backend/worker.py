@@ -27,6 +27,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from aligngs.wire import PointsPreview, encode_points
+
 from .errors import job_failure
 from .jobs import write_json_atomic
 from .protocol import encode_header, json_safe
@@ -38,6 +40,8 @@ RUNNER_ENV = "ALIGNGS_BACKEND_RUNNER"
 PROGRESS_INTERVAL_S = 0.1
 PREVIEW_INTERVAL_S = 1.0
 PREVIEW_MAX_SIDE = 256
+POINTS_MIN_INTERVAL_S = 0.5  # the trainer paces point previews (TrainConfig.preview_every); this only caps bursts
+NO_CLASS_COLOR = (128, 128, 128)
 STAGES = ("load", "poses", "priors", "init", "train", "mesh", "semantics", "export")
 STAGE_WEIGHTS = (0.02, 0.08, 0.10, 0.02, 0.60, 0.10, 0.05, 0.03)
 
@@ -94,6 +98,22 @@ def shrink_preview(img: Any) -> np.ndarray | None:
     return np.ascontiguousarray(a)
 
 
+def wire_points(pv: Any) -> PointsPreview | None:
+    """A pipeline ``PointPreview`` (class ids) as the wire's ``PointsPreview`` (class colours), or None."""
+    if pv is None:
+        return None
+    from aligngs.priors.ade20k import NUM_CLASSES, colorize
+
+    class_colors = None
+    if pv.class_ids is not None:
+        ids = np.asarray(pv.class_ids).astype(np.int16)
+        unknown = ids >= NUM_CLASSES  # 255: no class yet
+        class_colors = colorize(np.where(unknown, -1, ids))
+        class_colors[unknown] = NO_CLASS_COLOR
+    return PointsPreview(np.asarray(pv.positions, np.float16), np.asarray(pv.colors, np.uint8), class_colors,
+                         int(pv.total), pv.up)
+
+
 class ProgressSender:
     """The progress callback handed to the job function: throttled, never blocks, never raises."""
 
@@ -102,6 +122,7 @@ class ProgressSender:
         self.last_stage: str | None = None
         self.last_sent = 0.0
         self.last_preview = 0.0
+        self.last_points = -POINTS_MIN_INTERVAL_S
 
     def __call__(self, p: Any) -> None:
         try:
@@ -118,6 +139,11 @@ class ProgressSender:
                     self.last_preview = now
                     header["preview"] = {"shape": list(img.shape)}
                     frames.append(img.tobytes())
+            points = wire_points(getattr(p, "points", None))
+            if points is not None and now - self.last_points >= POINTS_MIN_INTERVAL_S:
+                self.last_points = now
+                header["points"], point_frames = encode_points(points, first_frame=1 + len(frames))
+                frames.extend(point_frames)
             import zmq
 
             self.socket.send_multipart([encode_header(header), *frames], flags=zmq.NOBLOCK)
@@ -177,6 +203,12 @@ def _run_and_report(spec: dict, should_cancel: Callable[[], bool]) -> None:
     push.setsockopt(zmq.LINGER, 2000)
     push.connect(spec["endpoint"])
     sender = ProgressSender(push, job, spec["token"])
+    if spec.get("node"):  # on a cluster node: tell the server where the job runs
+        try:
+            push.send_multipart([encode_header({"kind": "started", "job": job, "token": spec["token"], "node": spec["node"],
+                                                "device": spec.get("node_device")})], flags=zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
     t0 = time.time()
     outcome = run_job(spec, sender, should_cancel)
     outcome["seconds"] = time.time() - t0
@@ -194,10 +226,10 @@ def _watch_stdin() -> None:
     """Command-line form: exit when the parent closes our stdin (it died, or it was killed)."""
 
     def wait():
-        try:
-            while sys.stdin.buffer.read(1):
+        try:  # raw reads on fd 0 (the buffered reader's lock would abort the interpreter's shutdown)
+            while os.read(0, 1):
                 pass
-        except (OSError, ValueError):
+        except OSError:
             pass
         os._exit(70)
 
