@@ -50,6 +50,20 @@ def load_input(input_path: Path, cfg: PipelineConfig) -> Scene:
     return scene
 
 
+def with_world_up(progress: ProgressFn | None, up: np.ndarray) -> ProgressFn | None:
+    """The progress callback with ``up`` stamped on every live point preview (viewers orient it like the result)."""
+    if progress is None:
+        return None
+    up_t = tuple(float(v) for v in up)
+
+    def send(p: Progress) -> None:
+        if p.points is not None and p.points.up is None:
+            p.points.up = up_t
+        progress(p)
+
+    return send
+
+
 def world_up(scene: Scene) -> np.ndarray:
     """The source's declared up vector, else the mean camera up (-y of OpenCV cameras)."""
     if scene.up is not None:
@@ -147,8 +161,8 @@ def reconstruct(
 
     with timer.stage("train"):
         trainer = Trainer(model, train, cfg.train, extent=extent, priors=priors, terms=terms, normal_source=normal_source,
-                          extra_modules=([decoder] if decoder is not None else []) + objects.modules, progress=progress,
-                          should_cancel=should_cancel)
+                          extra_modules=([decoder] if decoder is not None else []) + objects.modules,
+                          progress=with_world_up(progress, world_up(scene)), should_cancel=should_cancel)
         trainer.train(checkpoint_path=out / "checkpoint.pt")
 
     with timer.stage("mesh", "TSDF fusion of rendered depth"):

@@ -17,13 +17,16 @@ class PointPreview:
 
     ``positions`` float16 [N,3] (world units), ``colors`` uint8 [N,3] (the SH DC colour), ``class_ids`` uint8 [N]
     (ADE20K ids 0..149 of the current argmax; 255 = no class) or None when semantics are off. ``total`` is the
-    number of Gaussians the N were drawn from. The compact dtypes are the wire's: 50k points are ~0.5 MB.
+    number of Gaussians the N were drawn from; ``up`` the reconstruction's world up (set by the pipeline, so a
+    viewer can orient the preview as it will orient the result). The compact dtypes are the wire's: 50k points
+    are ~0.5 MB.
     """
 
     positions: np.ndarray
     colors: np.ndarray
     class_ids: np.ndarray | None = None
     total: int = 0
+    up: tuple[float, float, float] | None = None
 
     def __post_init__(self):
         n = len(self.positions)

@@ -22,10 +22,12 @@ import zmq
 from zmq import auth as zauth
 
 from aligngs.wire import (
+    PointsPreview,
     ResultPart,
     ResultStream,
     array_from_frame,
     decode_json_object,
+    decode_points,
     encode_header,
     parse_array_desc,
     request,
@@ -77,6 +79,13 @@ class Message:
     def array(self, desc: dict) -> np.ndarray:
         d = parse_array_desc(desc, "array", n_frames=len(self.frames))
         return array_from_frame(d, self.frame(d.frame))
+
+    def points(self) -> PointsPreview | None:
+        """The live point preview of a ``progress`` event (section 6.1), or None."""
+        d = self.header.get("points")
+        if d is None:
+            return None
+        return decode_points(d, [b""] + [self.frame(k) for k in range(1, len(self.frames) + 1)])
 
 
 @dataclass

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from aligngs.wire import decode_points, encode_points
+
 from .devices import Slot
 from .errors import REPORTED_CODES, ExecutorError
 from .executors import Executor, Exit
@@ -30,7 +32,7 @@ INTERRUPTED = {"code": "job_interrupted", "message": "the server stopped while t
 
 
 class Events(Protocol):
-    def job_progress(self, job: str, body: dict, preview: dict | None, frames: list) -> None: ...
+    def job_progress(self, job: str, body: dict, preview: dict | None, frames: list, points: dict | None = None) -> None: ...
 
     def job_ended(self, rec: JobRecord) -> None: ...
 
@@ -219,13 +221,21 @@ class Scheduler:
             self.store.save(rec)
         preview, extra = None, []
         pv = h.get("preview")
-        if isinstance(pv, dict) and len(frames) == 2:
+        if isinstance(pv, dict) and len(frames) >= 2:
             shape = pv.get("shape")
             if (isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape)
                     and shape[2] == 3 and shape[0] * shape[1] * 3 == len(frames[1])):
                 preview = {"name": "preview", "dtype": "uint8", "shape": shape, "nbytes": len(frames[1]), "frame": 1}
                 extra = [frames[1]]
-        self.events.job_progress(job, body, preview, extra)
+        points = None
+        if h.get("points") is not None:
+            try:  # checked here, so subscribers only ever get a consistent preview (a bad one is dropped)
+                pts = decode_points(h["points"], [f.buffer for f in frames])
+                points, point_frames = encode_points(pts, first_frame=1 + len(extra))
+                extra = extra + point_frames
+            except (ProtocolError, ValueError) as e:
+                log.debug("job %s: point preview dropped: %s", job, e)
+        self.events.job_progress(job, body, preview, extra, points)
 
     def tick(self, drain) -> None:
         """Collect ended jobs, enforce cancel deadlines, start queued jobs. ``drain()`` reads pending worker

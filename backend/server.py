@@ -265,8 +265,8 @@ class Server:
 
     # ------------------------------------------------------------------------------------------ scheduler events
 
-    def job_progress(self, job: str, body: dict, preview: dict | None, frames: list) -> None:
-        self.push(job, "progress", frames, **body, preview=preview)
+    def job_progress(self, job: str, body: dict, preview: dict | None, frames: list, points: dict | None = None) -> None:
+        self.push(job, "progress", frames, **body, preview=preview, points=points)
 
     def job_ended(self, rec: JobRecord) -> None:
         job = rec.job

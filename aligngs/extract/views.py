@@ -100,23 +100,37 @@ def extract_outputs(model: GaussianModel, frames: list[Frame], cfg: PipelineConf
 
 @torch.no_grad()
 def evaluate_views(model: GaussianModel, frames: list[Frame], cfg: PipelineConfig, decoder=None) -> dict:
-    """PSNR / SSIM on held-out views, and semantic mIoU when the views carry labels."""
+    """PSNR / SSIM / LPIPS (VGG) on held-out views, and semantic mIoU when the views carry labels.
+
+    LPIPS needs its weights on disk (:mod:`aligngs.metrics.lpips_vgg`); without them ``lpips`` is None and
+    ``lpips_note`` says which file is missing (never a placeholder number)."""
     from ..metrics.image import psnr, ssim
+    from ..metrics.lpips_vgg import LPIPSUnavailable, load_lpips
+
     from ..metrics.semantic import miou
 
     if not frames:
         return {}
-    ps, ss, preds, gts = [], [], [], []
+    try:
+        lp_model, lp_note = load_lpips(), None
+    except LPIPSUnavailable as e:
+        lp_model, lp_note = None, str(e)
+    ps, ss, lp, preds, gts = [], [], [], [], []
     for f in frames:
         vr = render_view(model, f, cfg, decoder)
         pred = torch.from_numpy(vr.rgb)
         gt = torch.from_numpy(np.ascontiguousarray(f.image)).float()
         ps.append(float(psnr(pred, gt)))
         ss.append(float(ssim(pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None])))
+        if lp_model is not None:
+            lp.append(float(lp_model(pred.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None])[0]))
         if vr.labels is not None and f.labels is not None:
             preds.append(vr.labels.ravel())
             gts.append(f.labels.ravel())
-    res = {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "per_view_psnr": ps}
+    res = {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "per_view_psnr": ps,
+           "lpips": float(np.mean(lp)) if lp else None}
+    if lp_note:
+        res["lpips_note"] = lp_note
     if preds:
         m, per_class = miou(np.concatenate(preds), np.concatenate(gts), cfg.train.semantics.num_classes)
         res["miou"] = float(m)

@@ -358,7 +358,8 @@ def densify_scene(scene, frames: list[Frame], priors=None, cfg: DenseAlignConfig
     """The pipeline's hook: a Scene whose initial points are the dense aligned cloud of ``frames``.
 
     Dense depth per view: the depth prior when the pipeline computed one (``priors[i].depth``, masked by
-    ``depth_valid``), else the frame's sensor depth. Needs the SfM points and tracks (``meta["point_observations"]``,
+    ``depth_valid``), else the frame's sensor depth. Semantic regions: the teacher's labels (``priors[i].labels``),
+    else the frame's own labels. Needs the SfM points and tracks (``meta["point_observations"]``,
     set by ``apply_poses``). Without any dense depth, or when no view aligns, the scene is returned unchanged."""
     from dataclasses import replace as dc_replace
 
@@ -381,7 +382,11 @@ def densify_scene(scene, frames: list[Frame], priors=None, cfg: DenseAlignConfig
                  len(scene.points))
         return scene
     cfg = cfg or DenseAlignConfig(seed=seed)
-    res = align_dense(frames, depths, scene.points, scene.meta.get("point_observations"), cfg)
+    # semantic re-alignment regions come from the semantic teacher's labels (what a photo folder has), falling back to
+    # the frame's own label maps only where no teacher ran
+    labels = [priors[i].labels if priors is not None and i < len(priors) and priors[i] is not None
+              and priors[i].labels is not None else f.labels for i, f in enumerate(frames)]
+    res = align_dense(frames, depths, scene.points, scene.meta.get("point_observations"), cfg, labels=labels)
     rep = res.report()
     meta = dict(scene.meta)
     meta["dense_align"] = rep

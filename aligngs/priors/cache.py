@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +27,7 @@ import numpy as np
 
 from ..data.types import Frame
 from ..progress import CancelFn, Progress, ProgressFn, check_cancel
+from ..wire.jsonio import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -99,22 +99,10 @@ class PriorCache:
         return arr
 
     def save(self, kind: str, key: str, array: np.ndarray) -> Path:
-        """Write atomically: a temporary file in the same folder, then ``os.replace``."""
+        """Write atomically (``aligngs.wire.atomic_open``: a temporary file in the same folder, then ``os.replace``)."""
         p = self.path(kind, key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:8]}-", suffix=".npy.tmp", dir=p.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        with atomic_open(p, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
         return p
 
 

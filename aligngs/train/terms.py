@@ -80,6 +80,8 @@ class DepthPrior:
     weight: float
     from_iter: int
     dilation: int = 0
+    edge_mask: bool = True  # LossConfig.depth_edge_mask
+    alpha_gate: float = 0.0  # LossConfig.depth_alpha_gate (0 = the reference: no gate)
     name: str = "depth"
     needs: frozenset = frozenset()
 
@@ -91,10 +93,11 @@ class DepthPrior:
         if pr is None or pr.depth is None:
             return ctx.gt.new_zeros(())
         prior = torch.from_numpy(pr.depth).float().to(ctx.gt.device)
-        valid = ctx.render["alpha"].detach() > 0.5
+        valid = ctx.render["alpha"].detach() > self.alpha_gate if self.alpha_gate > 0 else \
+            torch.ones(prior.shape, dtype=torch.bool, device=prior.device)
         if pr.depth_valid is not None:
             valid = valid & torch.from_numpy(pr.depth_valid).to(valid.device)
-        edges = _edge_mask(ctx, self.dilation)
+        edges = _edge_mask(ctx, self.dilation) if self.edge_mask else None
         if edges is not None:
             valid = valid & ~edges
         if int(valid.sum()) < 16:
@@ -110,6 +113,7 @@ class NormalTerms:
     boundary_weight: float
     from_iter: int
     sharpness: float = 100.0
+    renormalize: bool = False  # LossConfig.normal_renormalize (False = the reference: raw blended normals)
     name: str = "normal"
     needs: frozenset = frozenset({"normals"})
 
@@ -117,7 +121,9 @@ class NormalTerms:
         return (self.consistency_weight > 0 or self.boundary_weight > 0) and step >= self.from_iter
 
     def __call__(self, ctx: StepContext) -> torch.Tensor:
-        n_r = torch.nn.functional.normalize(ctx.render["normals"], dim=-1, eps=1e-8)
+        n_r = ctx.render["normals"]  # alpha-blended unit normals: shorter where alpha < 1 or normals disagree
+        if self.renormalize:
+            n_r = torch.nn.functional.normalize(n_r, dim=-1, eps=1e-8)
         loss = n_r.new_zeros(())
         if self.consistency_weight > 0:
             n_d = N.depth_to_normals(ctx.render["depth"], ctx.view.K[0]) * ctx.render["alpha"].detach()[..., None]
@@ -152,10 +158,11 @@ def aligngs_terms(loss: LossConfig, sem: SemanticConfig, decoder: torch.nn.Modul
     if sem.enabled and (loss.semantic_kl > 0 or loss.semantic_ce > 0):
         terms.append(SemanticDistillation(loss.semantic_kl, loss.semantic_ce, loss.semantic_kl_norm, decoder))
     if loss.depth_pearson > 0:
-        terms.append(DepthPrior(loss.depth_pearson, loss.depth_from_iter, loss.edge_dilation))
+        terms.append(DepthPrior(loss.depth_pearson, loss.depth_from_iter, loss.edge_dilation, loss.depth_edge_mask,
+                                loss.depth_alpha_gate))
     if loss.normal_consistency > 0 or loss.normal_semantic_boundary > 0:
         terms.append(NormalTerms(loss.normal_consistency, loss.normal_semantic_boundary, loss.normal_from_iter,
-                                 loss.boundary_sharpness))
+                                 loss.boundary_sharpness, loss.normal_renormalize))
     if loss.min_scale > 0:
         terms.append(MinScale(loss.min_scale))
     return terms

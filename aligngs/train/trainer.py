@@ -1,9 +1,9 @@
 """The optimisation loop: reference schedule, pluggable loss terms, densification strategy, progress, cancel, resume.
 
 One iteration (AlignGS reference, §5 of the method notes):
-  pick one random training view -> render RGB + expected depth (+ camera-space normals when a normal term is
-  active) -> photometric loss (1-0.2) L1 + 0.2 (1-SSIM) -> + every active ``LossTerm`` -> backward ->
-  strategy (densify/prune/reset) -> Adam step -> position-LR decay.
+  pick the next view of a shuffled per-epoch stack (the reference's viewpoint stack) -> render RGB + expected
+  depth (+ camera-space normals when a normal term is active) -> photometric loss (1-0.2) L1 + 0.2 (1-SSIM) ->
+  + every active ``LossTerm`` -> backward -> strategy (densify/prune/reset) -> Adam step -> position-LR decay.
 
 Loss terms are objects with ``name``, ``needs`` (subset of {"normals", "semantics"}), ``active(step)`` and
 ``__call__(ctx) -> weighted scalar``; AlignGS's terms live in ``aligngs.train.terms``.
@@ -130,6 +130,7 @@ class Trainer:
         )
         self.step = 0
         self.rng = np.random.default_rng(cfg.seed)
+        self.view_stack: list[int] = []  # the reference's viewpoint stack: every view once per epoch, shuffled
         self.history: list[dict[str, float]] = []
 
     def _make_optimizers(self) -> dict[str, torch.optim.Optimizer]:
@@ -149,7 +150,9 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         cfg = self.cfg
         step = self.step
-        i = int(self.rng.integers(len(self.frames)))
+        if not self.view_stack:  # reference: refill with all training views, pop a random one each iteration
+            self.view_stack = list(range(len(self.frames)))
+        i = self.view_stack.pop(int(self.rng.integers(len(self.view_stack))))
         view, gt = self.views[i], self.images[i]
         active = [t for t in self.terms if t.active(step)]
         needs = frozenset().union(*(t.needs for t in active)) if active else frozenset()
@@ -214,6 +217,7 @@ class Trainer:
             "extra": [m.state_dict() for m in self.extra_modules],
             "extra_optimizer": self.extra_optimizer.state_dict() if self.extra_optimizer is not None else {},
             "rng": self.rng.bit_generator.state,  # the whole state (PCG64: state, inc and the buffered uint32)
+            "view_stack": torch.tensor(self.view_stack, dtype=torch.int64),
         }
         tmp = path.with_suffix(path.suffix + ".tmp")
         torch.save(state, tmp)
@@ -232,6 +236,7 @@ class Trainer:
             m.load_state_dict(sd)
         if self.extra_optimizer is not None and state.get("extra_optimizer"):
             self.extra_optimizer.load_state_dict(state["extra_optimizer"])
+        self.view_stack = [int(v) for v in state.get("view_stack", torch.zeros(0, dtype=torch.int64)).tolist()]
         rng = state["rng"]
         # older checkpoints kept only the inner state dict
         self.rng.bit_generator.state = rng if "bit_generator" in rng else {**self.rng.bit_generator.state, "state": rng}

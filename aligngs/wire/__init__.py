@@ -10,6 +10,7 @@ reference client (``backend.client``), the pipeline (result folders) and the add
 - ``arrays``:    array descriptors and their checks, wire arrays
 - ``stream``:    chunk ranges, the result-stream encoder and its one reassembly state machine (``ResultStream``)
 - ``results``:   result folders (manifest + .npy) written, read and checked; ``partcheck``: checks by part kind
+- ``points``:    the live point preview of a ``progress`` event (``PointsPreview``, encode / decode)
 - ``names``:     safe file names, submitted-file name rules; ``jsonio``: strict JSON, atomic writes
 """
 from .arrays import ArrayDesc, array_bytes, array_from_frame, describe_array, le_dtype, parse_array_desc, to_wire_array
@@ -60,6 +61,7 @@ from .names import (
     sanitize_name,
 )
 from .partcheck import CHECKED_KINDS, check_part
+from .points import MAX_PREVIEW_POINTS, POINT_ARRAYS, PointsPreview, decode_points, encode_points
 from .results import ResultPart, check_manifest, read_manifest, read_parts, result_folder, write_parts
 from .stream import ResultStream, chunk_ranges, encode_result_stream, n_chunks
 
@@ -81,8 +83,11 @@ __all__ = [
     "JOB_STATES",
     "Limits",
     "MAX_HEADER_BYTES",
+    "MAX_PREVIEW_POINTS",
     "MAX_SEQ",
     "PART_KINDS",
+    "POINT_ARRAYS",
+    "PointsPreview",
     "PROTOCOL_VERSION",
     "ProtocolError",
     "REPLY_TYPES",
@@ -98,6 +103,8 @@ __all__ = [
     "TYPES_WITH_FRAMES",
     "WireError",
     "array_bytes",
+    "decode_points",
+    "encode_points",
     "array_from_frame",
     "atomic_open",
     "check_content",

@@ -3,13 +3,14 @@ resubmit, cancel, list, re-import, import a folder, and the blocking script path
 from __future__ import annotations
 
 import os
+import types
 
 import bpy
 
 from .._vendor.wire import ResultFormatError
 from ..core import client
 from ..core.address import normalize_address, online_block_reason
-from ..core.errors import AddressError, UserError
+from ..core.errors import AddressError, CurveKeyError, SettingsError, UserError
 from ..core.fileparts import save_file_part, wanted_parts
 from ..core.inputs import InputError, scan_folder
 from ..core.jobview import ACTIVE_PHASES, JobView
@@ -30,7 +31,10 @@ def submit_overrides(session: Session, s) -> dict | None:
     """The Advanced settings as a submit's ``overrides`` (None when Advanced is off or nothing differs)."""
     if session.info is not None:
         sync_settings(s, session.info)
-    return overrides_from_settings(s) or None
+    try:
+        return overrides_from_settings(s) or None
+    except SettingsError as e:
+        raise UserError(f"Advanced settings: {e}") from None
 
 
 # ------------------------------------------------------------------------------------------------- connection
@@ -54,7 +58,7 @@ def connection_settings(prefs) -> tuple[str, client.CurveKeys | None, float]:
             if prefs.client_key_file.strip():
                 client_pub, client_sec = client.load_key_file(bpy.path.abspath(prefs.client_key_file))
                 if client_sec is None:
-                    raise ValueError(f"{prefs.client_key_file} holds no secret key (use the *.key_secret file)")
+                    raise CurveKeyError(f"{prefs.client_key_file} holds no secret key (use the *.key_secret file)")
             keys = client.CurveKeys(server_pub, client_pub, client_sec or "")
             keys.validate()
         except ValueError as e:
@@ -230,8 +234,8 @@ def reconstruct_blocking(scene, prefs, *, timeout_s: float | None = None, on_pro
     try:
         with client.Client(address, keys=keys, timeout_s=timeout) as c:
             info = c.server_info()
-            sync_settings(s, info)
-            acc = c.submit(folder, name=name, preset=s.preset or None, overrides=overrides_from_settings(s) or None,
+            session = types.SimpleNamespace(info=info)
+            acc = c.submit(folder, name=name, preset=s.preset or None, overrides=submit_overrides(session, s),
                            parts=wanted_parts(bool(folder_out)))
             s.job_id, s.job_address, s.job_name, s.job_state = acc.job, address, name, acc.state
             res = c.collect(acc.re, acc.job, timeout_s, on_progress)

@@ -7,12 +7,12 @@ import time
 
 import bpy
 
-from .._vendor.wire import ResultFormatError
+from .._vendor.wire import ACTIVE_STATES, ResultFormatError
 from ..core import client
 from ..core.fileparts import save_file_part
 from ..core.jobstore import JobEntry
 from ..core.jobview import apply_progress
-from . import classes
+from . import classes, preview
 from .importer import ROOT_PREFIX, ImportOptions, SceneImport
 from .settings import sync_settings
 
@@ -91,7 +91,7 @@ def _job_status(session, msg: client.JobStatus) -> None:
     j = session.job
     if j.follows(msg.job, msg.re) and msg.subscribed:
         state = msg.record.get("state", "")
-        if state in ("queued", "running", "cancelling"):
+        if state in ACTIVE_STATES:
             j.phase = state
             j.position = msg.record.get("position")
             apply_progress(j, msg.record.get("progress"))
@@ -110,6 +110,15 @@ def _progress(session, msg: client.Progress) -> None:
         if j.phase in ("queued", "attaching"):
             j.phase = "running"
         apply_progress(j, msg)
+        scene = bpy.data.scenes.get(j.scene)
+        if msg.points is not None and scene is not None and scene.aligngs.show_preview:
+            preview.update(scene, msg.points, msg.job, scene.aligngs.preview_color)
+
+
+def remove_preview(session) -> None:
+    scene = bpy.data.scenes.get(session.job.scene)
+    if scene is not None:
+        preview.remove(scene)
 
 
 def _result_started(session, msg: client.ResultStarted) -> None:
@@ -171,6 +180,7 @@ def _cancelled(session, msg: client.Cancelled) -> None:
     j = session.job
     if j.follows(msg.job, msg.re):
         drop_importer(session)
+        remove_preview(session)
         j.phase, j.stage_text = "cancelled", "Cancelled"
         set_scene_state(session, "cancelled")
         refresh_info(session)
@@ -204,6 +214,7 @@ def refresh_info(session) -> None:
 def fail(session, text: str) -> None:
     refresh_info(session)
     drop_importer(session)
+    remove_preview(session)
     session.job.phase, session.job.error, session.job.stage_text = "failed", text, "Failed"
     set_scene_state(session, "failed")
     session.report("ERROR", text)
@@ -237,6 +248,7 @@ def finish_import(session) -> None:
         fail(session, f"the scene {j.scene!r} no longer exists; use Re-import")
         return
     session.last_summary = done.summary if done is not None else {}
+    preview.remove(scene)  # the result replaces the live preview
     result = imp.finish(replace=previous_root(scene))
     classes.fill_class_list(scene, result)
     session.last_import = result

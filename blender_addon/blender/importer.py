@@ -33,6 +33,7 @@ from mathutils import Matrix
 
 from .._vendor.wire import CHECKED_KINDS, check_manifest, check_part, read_parts
 from ..core import geometry as geo
+from ..core.errors import StateError
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ class SceneImport:
         new collections and objects get the plain names.
         """
         if self._finished:
-            raise RuntimeError("SceneImport.finish() called twice")
+            raise StateError("SceneImport.finish() called twice")
         self.step(float("inf"))
         t0 = time.perf_counter()
         if replace is not None:

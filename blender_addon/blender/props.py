@@ -134,6 +134,21 @@ class AlignGSClass(bpy.types.PropertyGroup):
                           description="Show or hide this class's collection")
 
 
+def _on_show_preview(self, context):
+    from . import preview
+
+    if not self.show_preview:
+        preview.remove(self.id_data)
+
+
+def _on_preview_color(self, context):
+    from . import preview
+
+    obj = preview.find(self.id_data)
+    if obj is not None:
+        preview.set_color_mode(obj, self.preview_color)
+
+
 class AlignGSSceneSettings(bpy.types.PropertyGroup):
     image_dir: StringProperty(name="Images", subtype="DIR_PATH",
                               description="Folder of photos (may also hold transforms.json / COLMAP / pose files)")
@@ -155,6 +170,13 @@ class AlignGSSceneSettings(bpy.types.PropertyGroup):
     job_address: StringProperty(name="Job Server")
     job_name: StringProperty(name="Job Name")
     job_state: StringProperty(name="Job State")
+    # live preview while the job trains (one point object, removed when the result lands)
+    show_preview: BoolProperty(name="Live Preview", default=True, update=_on_show_preview,
+                               description="Show the Gaussians as points while the scene trains")
+    preview_color: EnumProperty(name="Preview Colours", default="RGB", update=_on_preview_color,
+                                items=(("RGB", "RGB", "The Gaussians' own colours"),
+                                       ("CLASS", "Classes", "The colour of each point's current ADE20K class")),
+                                description="Colour the live preview by RGB or by class")
     # results
     root: PointerProperty(type=bpy.types.Collection, name="Result Collection")
     classes: CollectionProperty(type=AlignGSClass)

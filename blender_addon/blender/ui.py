@@ -102,6 +102,11 @@ class AGS_PT_input(_Base, bpy.types.Panel):
         j = s.job
         if j.phase in ACTIVE_PHASES:
             _draw_running(layout, j)
+            row = layout.row(align=True)
+            row.prop(st, "show_preview", toggle=True, icon="HIDE_OFF" if st.show_preview else "HIDE_ON")
+            sub = row.row(align=True)
+            sub.active = st.show_preview
+            sub.prop(st, "preview_color", expand=True)
         else:
             reason = reconstruct_block_reason(s, preferences(context), st)
             col = layout.column()

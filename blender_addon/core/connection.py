@@ -18,7 +18,7 @@ import zmq
 
 from .._vendor import wire
 from .address import endpoint
-from .errors import InputError, unreachable_text
+from .errors import InputError, StateError, unreachable_text
 from .inbox import Inbox, Pending
 from .inputs import IMAGE_EXTENSIONS, SIDE_EXTENSIONS, scan_folder
 from .keys import CurveKeys
@@ -57,7 +57,7 @@ class Connection:
     # -- lifecycle ------------------------------------------------------------------------------------------
     def start(self, hello: bool = True) -> "Connection":
         if self._thread is not None:
-            raise RuntimeError("Connection already started")
+            raise StateError("Connection already started")
         self._thread = threading.Thread(target=self._run, name=f"aligngs-client {self.address}", daemon=True)
         self._thread.start()
         if hello:

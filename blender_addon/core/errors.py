@@ -22,6 +22,18 @@ class CurveKeyError(AddonError, ValueError):
     """A CURVE key or key file cannot be used."""
 
 
+class GeometryError(AddonError, ValueError):
+    """Result data the geometry maths cannot use (up vector, colours, camera intrinsics)."""
+
+
+class SettingsError(AddonError, ValueError):
+    """An Advanced setting's text cannot be sent (not a JSON value)."""
+
+
+class StateError(AddonError, RuntimeError):
+    """An object used out of order (a connection started twice, an import finished twice)."""
+
+
 class ClientError(AddonError):
     """A request failed; ``error`` holds the typed Error (code, message, field, job)."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._vendor.wire import PART_KINDS, atomic_open, safe_name
+from .._vendor.wire import PART_KINDS, ResultFormatError, atomic_open, safe_name
 
 FILE_KIND = "file"
 
@@ -22,7 +22,7 @@ def save_file_part(part, folder: str | os.PathLike) -> Path:
     """Write a ``file`` part's bytes to ``folder/<its file name>`` (atomically; folders created); returns the path."""
     data = part.arrays.get("data")
     if data is None:
-        raise ValueError(f"file part {part.name!r} has no 'data' array")
+        raise ResultFormatError(f"file part {part.name!r} has no 'data' array")
     name = safe_name(str(part.meta.get("filename") or part.name), default="gaussians.ply")
     path = Path(os.path.expanduser(str(folder))) / name
     with atomic_open(path, "wb") as fh:

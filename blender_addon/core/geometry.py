@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import GeometryError
+
 SENSOR_WIDTH_MM = 36.0
 OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0, 1.0])
 
@@ -28,10 +30,10 @@ def rotation_to_z(up) -> np.ndarray:
     """3x3 rotation taking the unit vector along ``up`` to +Z by the smallest angle."""
     u = np.asarray(up, dtype=np.float64).reshape(-1)
     if u.shape != (3,) or not np.all(np.isfinite(u)):
-        raise ValueError(f"manifest 'up': expected 3 finite numbers, got {up!r}")
+        raise GeometryError(f"manifest 'up': expected 3 finite numbers, got {up!r}")
     n = np.linalg.norm(u)
     if n < 1e-12:
-        raise ValueError(f"manifest 'up': expected a non-zero vector, got {up!r}")
+        raise GeometryError(f"manifest 'up': expected a non-zero vector, got {up!r}")
     u = u / n
     z = np.array([0.0, 0.0, 1.0])
     c = float(u @ z)
@@ -57,7 +59,7 @@ def srgb8_to_linear_rgba(colors: np.ndarray) -> np.ndarray:
     """u8[N,3] (or [N,4]) sRGB -> flat f32[N*4] scene-linear RGBA (alpha 1, or the given alpha linearly)."""
     c = np.asarray(colors)
     if c.ndim != 2 or c.shape[1] not in (3, 4):
-        raise ValueError(f"colors: expected shape [N,3], got {list(c.shape)}")
+        raise GeometryError(f"colors: expected shape [N,3], got {list(c.shape)}")
     out = np.empty((c.shape[0], 4), dtype=np.float32)
     out[:, :3] = _SRGB_TO_LINEAR[c[:, :3]]
     out[:, 3] = 1.0 if c.shape[1] == 3 else c[:, 3].astype(np.float32) / 255.0
@@ -92,12 +94,12 @@ def camera_params(K: np.ndarray, size, sensor_width: float = SENSOR_WIDTH_MM) ->
     K = np.asarray(K, dtype=np.float64)
     w, h = (int(v) for v in size)
     if K.shape != (3, 3):
-        raise ValueError(f"cameras K: expected a 3x3 matrix, got shape {list(K.shape)}")
+        raise GeometryError(f"cameras K: expected a 3x3 matrix, got shape {list(K.shape)}")
     if w <= 0 or h <= 0:
-        raise ValueError(f"cameras size: expected positive (width, height), got {(w, h)}")
+        raise GeometryError(f"cameras size: expected positive (width, height), got {(w, h)}")
     fx, cx, cy = K[0, 0], K[0, 2], K[1, 2]
     if not fx > 0:
-        raise ValueError(f"cameras K: expected fx > 0, got {fx}")
+        raise GeometryError(f"cameras K: expected fx > 0, got {fx}")
     return CameraParams(
         lens=float(fx / w * sensor_width),
         sensor_width=float(sensor_width),

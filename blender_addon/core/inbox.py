@@ -111,6 +111,12 @@ class Inbox:
                 preview = wire.array_from_frame(desc, frames[desc.frame])
             except wire.ProtocolError:
                 preview = None
+        points = None
+        if h.get("points") is not None:
+            try:
+                points = wire.decode_points(h["points"], frames)
+            except wire.ProtocolError:
+                points = None  # a broken preview costs the preview, never the job
 
         def num(key, cast, default=None):
             v = h.get(key)
@@ -121,7 +127,8 @@ class Inbox:
             stage_count=num("stage_count", int, 8), fraction=num("fraction", float, 0.0),
             overall=num("overall", float, 0.0), message=str(h.get("message") or ""),
             iteration=num("iteration", int), total=num("total", int), eta_s=num("eta_s", float),
-            n_gaussians=num("n_gaussians", int), losses=dict(h.get("losses") or {}), preview=preview))
+            n_gaussians=num("n_gaussians", int), losses=dict(h.get("losses") or {}), preview=preview,
+            points=points))
 
     def _failed(self, h: dict, frames) -> None:
         job, re_ = h.get("job"), h.get("re")

@@ -4,7 +4,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-ACTIVE_PHASES = ("submitting", "attaching", "queued", "running", "cancelling", "receiving", "importing")
+from .._vendor.wire import ACTIVE_STATES
+
+# the job's active states on the server (queued, running, cancelling) plus this client's own phases around them
+ACTIVE_PHASES = ("submitting", "attaching", *ACTIVE_STATES, "receiving", "importing")
 STAGE_NAMES = {"load": "Loading images", "poses": "Estimating camera poses", "priors": "Computing priors",
                "init": "Initialising", "train": "Training", "mesh": "Extracting the mesh",
                "semantics": "Labelling classes", "export": "Exporting"}

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._vendor import wire
 from .errors import describe_error
 
 
@@ -71,6 +72,7 @@ class Progress:
     n_gaussians: int | None = None
     losses: dict = field(default_factory=dict)
     preview: np.ndarray | None = None  # uint8 [h,w,3], rows top to bottom
+    points: "wire.PointsPreview | None" = None  # the live point preview (positions, colours, class colours)
 
 
 @dataclass

@@ -14,6 +14,8 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import SettingsError
+
 KINDS = ("bool", "int", "float", "str", "json")
 UNKNOWN = "?unknown"  # default of a setting made before the server said anything (never valid JSON: always sent)
 
@@ -94,7 +96,7 @@ def from_text(text: str, path: str) -> Any:
         return json.loads(text)
     except ValueError:
         if text[:1] in "[{\"" or text.lstrip("-").replace(".", "", 1).isdigit():
-            raise ValueError(f"setting {path}: {text!r} is not a JSON value") from None
+            raise SettingsError(f"setting {path}: {text!r} is not a JSON value") from None
         return text  # a bare word: a string value
 
 

@@ -5,6 +5,8 @@ Behaviour comes from an optional ``control.json`` among the inputs:
   step_s (float, 0.01)   sleep per iteration
   points (int, 2000)     points in the "points" part (800_000+ makes arrays that are streamed in chunks)
   preview (bool, false)  attach a 40x30 RGB preview to the train progress
+  point_preview (int, 0) attach a live point preview of this many points to every train progress: positions
+                         (it, i, -i), colours (i % 256, it, 7), class ids i % 150 (the last point: 255, no class)
   crash (str|null)       "raise" (RuntimeError), "bad_input" (DataError), "exit" (os._exit(3)), "segv" (SIGSEGV)
   crash_at (int, 0)      the train iteration at which to crash
   ignore_cancel (bool)   never look at should_cancel (to test terminate after the grace period)
@@ -24,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from aligngs.data.errors import DataError
-from aligngs.progress import STAGES, Progress, check_cancel
+from aligngs.progress import STAGES, PointPreview, Progress, check_cancel
 from aligngs.results import ResultPart, write_parts
 
 
@@ -57,6 +59,17 @@ def make_parts(seed: int, n_points: int) -> list[ResultPart]:
         "scalar": np.array(7, np.int64),
     }, {"class_id": 19, "name": "chair", "color": [204, 5, 255], "instances": 3})
     return [mesh, points, cams, chair]
+
+
+def point_preview(it: int, n: int) -> PointPreview | None:
+    if n <= 0:
+        return None
+    i = np.arange(n)
+    ids = (i % 150).astype(np.uint8)
+    ids[-1] = 255
+    return PointPreview(np.stack([np.full(n, it), i, -i], 1).astype(np.float16),
+                        np.stack([i % 256, np.full(n, it % 256), np.full(n, 7)], 1).astype(np.uint8), ids, total=2 * n,
+                        up=(0.0, -1.0, 0.0))
 
 
 def write_ply_files(out: Path, seed: int) -> None:
@@ -101,8 +114,10 @@ def run(input_path: Path, out_dir: Path, config, *, progress=None, should_cancel
                 time.sleep(step_s)
                 if progress:
                     prev = np.full((30, 40, 3), it % 256, np.uint8) if ctl.get("preview") else None
+                    points = point_preview(it, int(ctl.get("point_preview", 0)))
                     progress(Progress("train", it / steps, "", iteration=it, total=steps, losses={"l1": 1.0 / it},
-                                      n_gaussians=1000 + it, eta_s=(steps - it) * step_s, preview=prev))
+                                      n_gaussians=1000 + it, eta_s=(steps - it) * step_s, preview=prev,
+                                      points=points))
         if progress:
             progress(Progress(stage, 1.0, stage))
     seed = int(config.train.seed)
