@@ -1,7 +1,7 @@
 """Typed configs with the AlignGS reference defaults in one place.
 
-Every number below comes from the reference code as summarised in the method notes
-(docs: ``shared/docs/aligngs-method.md``); the section is named next to each group.
+Every number below comes from the reference code as summarised in ``docs/method.md``; the section (§N there) is
+named next to each group.
 Configs round-trip through plain dicts (``to_dict`` / ``from_dict``) for JSON files, the CLI and the wire.
 """
 from __future__ import annotations
@@ -157,7 +157,7 @@ class MeshConfig:
     voxel_size: float | None = None  # default: extent / 256
     sdf_trunc: float | None = None  # default: 4 x voxel
     depth_trunc: float | None = None  # default: 2 x extent
-    weight_threshold: float = 1.0  # sparse views: 1, not open3d's 3 (platform facts)
+    weight_threshold: float = 1.0  # sparse views: 1, not open3d's 3 (docs/platform.md, open3d)
     largest_component: bool = True
     min_instance_points: int = 50
 

@@ -1,6 +1,6 @@
 """Class labels for what the Blender user sees: Gaussians, mesh vertices and semantic point clouds.
 
-Two ways to label 3-D points (method notes section 6; the reference attaches no labels itself):
+Two ways to label 3-D points (docs/method.md §6; the reference attaches no labels itself):
 
 - :func:`label_vertices_by_views` (the pipeline's DEFAULT for mesh vertices): majority vote of the rendered
   label maps over the training views that see the vertex (projected inside the image and passing a depth

@@ -1,7 +1,7 @@
-"""TSDF fusion of depth (+ colour) maps into a triangle mesh (method notes section 6).
+"""TSDF fusion of depth (+ colour) maps into a triangle mesh (docs/method.md §6).
 
 One entry point, :func:`fuse_tsdf`, on open3d's tensor ``VoxelBlockGrid`` (the legacy
-``ScalableTSDFVolume`` returns empty meshes on open3d 0.20, see the platform facts).
+``ScalableTSDFVolume`` returns empty meshes on open3d 0.20, see docs/platform.md, open3d).
 
 Derived parameters (used when the :class:`~aligngs.config.MeshConfig` field is ``None``):
 

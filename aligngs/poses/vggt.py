@@ -28,7 +28,7 @@ from .sfm import PoseResult
 log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = "facebook/VGGT-1B"
-# Measured on an H100 (aggregator, bf16): frames -> GB of GPU memory (method notes §1).
+# Measured on an H100 (aggregator, bf16): frames -> GB of GPU memory (docs/method.md §1).
 MEMORY_GB = ((20, 5.6), (50, 11.4), (100, 21.0))
 
 

@@ -100,7 +100,7 @@ REGISTRY: dict[str, CheckpointInfo] = {
             "facebook/VGGT-1B", "poses", "vggt", "CC-BY-NC-4.0", True, "~5 GB (fp32)",
             "VGGT feed-forward poses/depth (not in transformers: install vggt from its repository); a gated "
             "facebook/VGGT-1B-Commercial exists",
-            source="shared/docs/aligngs-method.md section 1",
+            source="docs/method.md §1",
         ),
     )
 }

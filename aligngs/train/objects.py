@@ -2,7 +2,7 @@
 
 :func:`detached_channels` renders every per-Gaussian channel block the model carries (``semantics`` and/or
 ``identities``) in ONE rasterization whose means/quats/scales/opacities are detached (AlignGS's semantic pass,
-method notes section 2), through the same renderer seam (:func:`aligngs.render.api.rasterization`); the blocks
+docs/method.md §2), through the same renderer seam (:func:`aligngs.render.api.rasterization`); the blocks
 are split apart afterwards and cached per step, so the semantic and identity terms share one pass.
 
 :class:`IdentityGrouping` is Gaussian Grouping's objective (weights in :class:`aligngs.config.IdentityConfig`):

@@ -1,4 +1,4 @@
-"""AlignGS training-loss terms (method notes sections 2-4) as pure, differentiable torch functions.
+"""AlignGS training-loss terms (docs/method.md §2-4) as pure, differentiable torch functions.
 
 Every function takes plain tensors (shapes in the docstrings), returns a 0-d tensor and applies NO weight:
 the trainer multiplies by the :class:`aligngs.config.LossConfig` weights and decides when each term is on.

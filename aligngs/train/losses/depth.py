@@ -1,4 +1,4 @@
-"""The depth-prior loss (method notes section 3): 1 - Pearson correlation with a monocular depth prior."""
+"""The depth-prior loss (docs/method.md §3): 1 - Pearson correlation with a monocular depth prior."""
 from __future__ import annotations
 
 import torch

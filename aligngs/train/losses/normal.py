@@ -1,4 +1,4 @@
-"""Normal losses (method notes section 4): rendered-vs-depth normal consistency and the semantic-boundary term.
+"""Normal losses (docs/method.md §4): rendered-vs-depth normal consistency and the semantic-boundary term.
 
 The normal maps themselves come from :mod:`aligngs.train.losses.normal_maps`."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Normals for the AlignGS normal terms (method notes section 4), pure torch and differentiable.
+"""Normals for the AlignGS normal terms (docs/method.md §4), pure torch and differentiable.
 
 Convention shared by both kinds of normal (PGSR's): **camera space, OpenCV axes (x right, y down,
 z forward), unit length, facing the camera**, i.e. ``<n, p> <= 0`` for the surface point ``p`` in camera

@@ -1,4 +1,4 @@
-"""Semantic distillation losses (method notes sections 2-3): soft KL, hard CE and the semantic edge mask."""
+"""Semantic distillation losses (docs/method.md §2-3): soft KL, hard CE and the semantic edge mask."""
 from __future__ import annotations
 
 import torch
