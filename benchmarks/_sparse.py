@@ -262,16 +262,40 @@ def reference_surface(data: Path, native, test_names: set[str], n: int = 300_000
     return sample_mesh(mesh, n, seed=0), f"tsdf of {len(held)} held-out depth maps"
 
 
-def prepare_case(data: Path, seed: int, views: int, resolution: int | None, teacher: str, depth_prior: str,
+def _teacher_labels(teacher: str, train, test, sim_seed: int) -> tuple[dict | None, dict]:
+    """(frame name -> teacher label map for the train views or None, info) for one teacher choice."""
+    from aligngs.metrics.semantic import miou
+    from aligngs.priors.simulate import TEACHER_STRENGTHS, TeacherModel, plan_teacher, simulate_teacher_labels
+
+    if teacher == "none":
+        return None, {"teacher": "none", "teacher_miou": None}
+    if not all(f.labels is not None for f in train + test):
+        return None, {"teacher": "none (the input has no label maps)", "teacher_miou": None}
+    if teacher == "gt":
+        return {f.name: f.labels for f in train}, {"teacher": "gt", "teacher_miou": 1.0, "oracle": True}
+    strength = TEACHER_STRENGTHS[teacher] if teacher in TEACHER_STRENGTHS else float(teacher)
+    frames = train + test
+    plan = plan_teacher([f.labels for f in frames], [f.extras.get("instance") for f in frames],
+                        np.random.default_rng(1000 + sim_seed), TeacherModel(strength=strength))
+    noisy = {f.name: simulate_teacher_labels(f.labels, f.extras.get("instance"), plan) for f in frames}
+    tm = None
+    if test:  # the same teacher on the held-out views: what the lifted labels must beat
+        tm = float(miou(np.concatenate([noisy[f.name].ravel() for f in test]),
+                        np.concatenate([f.labels.ravel() for f in test]), 150)[0])
+    return {f.name: noisy[f.name] for f in train}, {"teacher": f"sim-{teacher}", "teacher_miou": tm,
+                                                     "teacher_plan": plan.summary()}
+
+
+def prepare_case(data: Path, seed: int, views: int, resolution: int | None, teachers: list[str], depth_prior: str,
                  init: str, *, sim_seed: int | None = None, max_init_points: int = 60_000,
                  depth_strength: float = 1.0) -> Case:
-    """Build one sparse-protocol case (see the scene benchmark's doc for what each choice means)."""
+    """Build one sparse-protocol case: one room, K views, one depth prior and one init, and the label maps of every
+    teacher in ``teachers`` (the first one's labels drive the init's semantic re-alignment, so every mode and every
+    teacher of the case starts from the same points)."""
     from aligngs.config import DataConfig
     from aligngs.data.loaders import load_scene
     from aligngs.data.types import Scene
-    from aligngs.metrics.semantic import miou
-    from aligngs.priors.simulate import (DepthPriorModel, TEACHER_STRENGTHS, TeacherModel, depth_prior_stats,
-                                         plan_misplaced, plan_teacher, simulate_depth_prior, simulate_teacher_labels)
+    from aligngs.priors.simulate import DepthPriorModel, depth_prior_stats, plan_misplaced, simulate_depth_prior
 
     sim_seed = seed if sim_seed is None else sim_seed
     scene = load_scene(data, DataConfig(resolution=resolution))
@@ -281,31 +305,12 @@ def prepare_case(data: Path, seed: int, views: int, resolution: int | None, teac
     train = [copy.copy(f) for f in train]
     test = [copy.copy(f) for f in test]
     info: dict = {"data": str(data), "views": len(train), "test_views": len(test), "resolution": resolution,
-                  "oracle": [], "poses": "given (dataset cameras, both modes)"}
-    has_labels = all(f.labels is not None for f in train + test)
-    # --- semantic teacher
-    if teacher == "none" or not has_labels:
-        for f in train:
-            f.labels = None
-        info["teacher"] = "none" if teacher == "none" else f"none (no labels in {data.name})"
-        info["teacher_miou"] = None
-    elif teacher == "gt":
-        info["teacher"] = "gt"
-        info["oracle"].append("teacher")
-        info["teacher_miou"] = 1.0
-    else:
-        strength = TEACHER_STRENGTHS[teacher] if teacher in TEACHER_STRENGTHS else float(teacher)
-        frames = train + test
-        plan = plan_teacher([f.labels for f in frames], [f.extras.get("instance") for f in frames],
-                            np.random.default_rng(1000 + sim_seed), TeacherModel(strength=strength))
-        noisy = {f.name: simulate_teacher_labels(f.labels, f.extras.get("instance"), plan) for f in frames}
-        preds = np.concatenate([noisy[f.name].ravel() for f in test])
-        gts = np.concatenate([f.labels.ravel() for f in test])
-        info["teacher_miou"] = float(miou(preds, gts, 150)[0]) if len(test) else None
-        for f in train:
-            f.labels = noisy[f.name]
-        info["teacher"] = f"sim-{teacher}"
-        info["teacher_plan"] = plan.summary()
+                  "oracle": [], "poses": "given (dataset cameras, both modes)", "teachers": {}}
+    labels_by_teacher: dict[str, dict | None] = {}
+    for t in teachers:
+        labels_by_teacher[t], info["teachers"][t] = _teacher_labels(t, train, test, sim_seed)
+    for f in train:
+        f.labels = None  # set per run from labels_by_teacher
     # --- depth prior (train views only; test views keep nothing the method could read)
     truths = [f.depth for f in train]
     if depth_prior == "none" or all(d is None for d in truths):
@@ -352,7 +357,9 @@ def prepare_case(data: Path, seed: int, views: int, resolution: int | None, teac
         if init == "sfm+prior":
             if info["depth_prior"] == "none" or any(f.depth is None for f in train):
                 raise ValueError("init 'sfm+prior' needs a depth prior the benchmark can read (sim or gt)")
-            labels = [f.labels for f in train] if info["teacher"] != "none" and train[0].labels is not None else None
+            first = labels_by_teacher.get(teachers[0]) if teachers else None
+            labels = [first[f.name] for f in train] if first is not None else None
+            info["init_realign_labels"] = info["teachers"][teachers[0]]["teacher"] if labels is not None else "none"
             dpts, dcols, drep = dense_from_prior(train, [f.depth for f in train], pts, labels, seed=sim_seed)
             info["init_report"]["dense"] = drep
             if len(dpts) > len(pts):
@@ -372,21 +379,27 @@ def prepare_case(data: Path, seed: int, views: int, resolution: int | None, teac
                 cols.astype(np.float32), meta)
     ref, ref_kind = reference_surface(data, native, set(test_names))
     info["reference"] = ref_kind
-    given = [f"{len(train)} photos + cameras", f"teacher {info['teacher']}", f"depth prior {info['depth_prior']}",
-             f"init {init}"]
-    info["given"] = "; ".join(given)
+    info["labels_by_teacher"] = labels_by_teacher
     return Case(f"{data.name}-s{seed}", seed, str(data), sub, test_names, ref, info)
 
 
 def run_mode(case: Case, mode: str, preset_name: str, overrides: dict, out_dir: Path, threshold: float,
-             ablation: str | None = None) -> dict:
-    """Reconstruct ``case`` in ``mode`` (optionally with one AlignGS term off) and return the benchmark row."""
+             teacher: str | None = None, ablation: str | None = None) -> dict:
+    """Reconstruct ``case`` in ``mode`` (AlignGS with ``teacher``'s labels; optionally one term off) -> one row.
+
+    Plain 3DGS reads only the photos, the cameras and the init points; its row's ``teacher`` is "unused"."""
     from aligngs.config import deep_merge, preset
     from aligngs.pipeline import reconstruct
 
     info = case.info
-    sem_teacher = "provided" if info["teacher"] not in ("none",) and not info["teacher"].startswith("none") else "none"
-    depth_teacher = {"none": "none"}.get(info["depth_prior"], "sensor")
+    labels = None
+    if mode == "aligngs" and teacher is not None:
+        labels = info["labels_by_teacher"][teacher]
+        tinfo = info["teachers"][teacher]
+    else:
+        tinfo = {"teacher": "unused", "teacher_miou": None}
+    sem_teacher = "provided" if labels is not None else "none"
+    depth_teacher = "none" if info["depth_prior"] == "none" else "sensor"
     if info["depth_prior"] in ("dpt", "depth_anything"):
         depth_teacher = info["depth_prior"]
     ov = deep_merge(overrides, {
@@ -400,30 +413,217 @@ def run_mode(case: Case, mode: str, preset_name: str, overrides: dict, out_dir: 
     cfg = preset(preset_name, ov)
     sc = copy.copy(case.scene)
     sc.frames = [copy.copy(f) for f in case.scene.frames]
-    out = out_dir / case.name / (mode + (ablation or ""))
+    for f in sc.frames:
+        if f.name not in case.test_names:
+            f.labels = None if labels is None else labels[f.name]
+    tag = mode + (f"-{teacher}" if mode == "aligngs" and teacher else "") + (ablation or "")
+    out = out_dir / case.name / tag
     t0 = time.perf_counter()
     with PeakRSS() as mem:
         report = reconstruct(sc, out, cfg, reference_points=case.reference, mesh_threshold=threshold)
     wall = time.perf_counter() - t0
     m = report["metrics"]
     mesh = m.get("mesh", {})
-    oracle = list(info["oracle"]) if mode == "aligngs" else [p for p in info["oracle"] if p == "init"]
-    row = {
+    oracle = ["init"] if "init" in info["oracle"] else []
+    given = [f"{info['views']} photos + cameras", f"init {info['init']} ({info['init_points']} points)"]
+    if mode == "aligngs":
+        if tinfo.get("oracle"):
+            oracle.append("teacher")
+        if "depth_prior" in info["oracle"]:
+            oracle.append("depth_prior")
+        given += [f"teacher {tinfo['teacher']}", f"depth prior {info['depth_prior']}"]
+    return {
         "mode": mode, "ablation": ablation, "seed": case.seed, "data": case.data, "views": info["views"],
-        "test_views": info["test_views"], "teacher": info["teacher"], "depth_prior": info["depth_prior"],
-        "init": info["init"], "init_points": info["init_points"],
-        "oracle": bool(oracle), "oracle_parts": oracle, "reference": info["reference"],
-        # what this mode was given: plain 3DGS reads the photos, cameras and init points only
-        "given": info["given"] if mode == "aligngs" else "; ".join(
-            p for p in info["given"].split("; ") if not p.startswith(("teacher", "depth prior"))),
+        "test_views": info["test_views"], "teacher": tinfo["teacher"],
+        "depth_prior": info["depth_prior"] if mode == "aligngs" else "unused", "init": info["init"],
+        "init_points": info["init_points"], "init_realign_labels": info.get("init_realign_labels"),
+        "oracle": bool(oracle), "oracle_parts": oracle, "given": "; ".join(given), "reference": info["reference"],
         "threshold": threshold,
         "fscore": mesh.get("fscore"), "accuracy": mesh.get("accuracy"), "completion": mesh.get("completion"),
         "precision": mesh.get("precision"), "recall": mesh.get("recall"),
         "psnr": m.get("psnr"), "ssim": m.get("ssim"), "lpips": m.get("lpips"), "lpips_note": m.get("lpips_note"),
-        "miou": m.get("miou") if mode == "aligngs" else None, "teacher_miou": info.get("teacher_miou"),
+        "miou": m.get("miou") if mode == "aligngs" else None, "teacher_miou": tinfo.get("teacher_miou"),
         "wall_s": wall, "peak_mem_mb": mem.peak, "n_gaussians": report["counts"]["gaussians"],
         "iterations": cfg.train.iterations, "resolution": info["resolution"], "timings": report["timings"],
-        "depth_prior_stats": info.get("depth_prior_stats"), "teacher_plan": info.get("teacher_plan"),
+        "depth_prior_stats": info.get("depth_prior_stats"), "teacher_plan": tinfo.get("teacher_plan"),
         "out": str(out),
     }
-    return row
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tables and the command line (``python -m benchmarks scene --protocol sparse ...``)
+
+METRICS = ("fscore", "accuracy", "completion", "precision", "recall", "psnr", "ssim", "lpips", "miou", "teacher_miou",
+           "wall_s", "peak_mem_mb", "n_gaussians")
+
+
+def mean_rows(rows: list[dict]) -> list[dict]:
+    """One row per (mode, teacher, ablation, views, depth prior, init): metrics averaged over the seeds present."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["mode"], r["teacher"], r["ablation"], r["views"], r["depth_prior"], r["init"],
+                           r["data"] if not str(r["data"]).startswith("/tmp") else "rooms"), []).append(r)
+    out = []
+    for (mode, teacher, abl, views, dp, init, _), rs in groups.items():
+        m = {"mode": mode, "teacher": teacher, "ablation": abl, "views": views, "depth_prior": dp, "init": init,
+             "seed": "mean", "seeds": [r["seed"] for r in rs], "n": len(rs), "oracle": any(r["oracle"] for r in rs),
+             "data": rs[0]["data"] if len({r["data"] for r in rs}) == 1 else f"{len(rs)} rooms"}
+        for k in METRICS:
+            vals = [r[k] for r in rs if r.get(k) is not None]
+            m[k] = float(np.mean(vals)) if len(vals) == len(rs) else None
+        out.append(m)
+    return out
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.0f}" if abs(v) >= 1000 else f"{v:.3f}"
+    return str(v)
+
+
+def print_rows(rows: list[dict], cols: list[str], title: str) -> None:
+    print(f"\n{title}")
+    widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols]
+    print("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
+    for r in rows:
+        print("  ".join(_fmt(r.get(c)).rjust(w) for c, w in zip(cols, widths)))
+
+
+def ablation_rows(rows: list[dict]) -> list[dict]:
+    """Mean over the ablation seeds of full AlignGS and of each variant with one term off, with deltas."""
+    abl_seeds = sorted({r["seed"] for r in rows if r["ablation"]}, key=str)
+    out = []
+    for teacher in sorted({r["teacher"] for r in rows if r["ablation"]}):
+        base = [r for r in rows if r["mode"] == "aligngs" and not r["ablation"] and r["teacher"] == teacher
+                and r["seed"] in abl_seeds]
+        if not base:
+            continue
+        b = {k: float(np.mean([r[k] for r in base])) for k in ("fscore", "psnr", "miou") if all(r.get(k) is not None
+                                                                                               for r in base)}
+        out.append({"variant": "aligngs (all terms)", "teacher": teacher, "n": len(base), **b})
+        for name in ABLATIONS:
+            rs = [r for r in rows if r["ablation"] == name and r["teacher"] == teacher]
+            if not rs:
+                continue
+            v = {k: float(np.mean([r[k] for r in rs])) for k in ("fscore", "psnr", "miou")
+                 if all(r.get(k) is not None for r in rs)}
+            out.append({"variant": name, "teacher": teacher, "n": len(rs), **v,
+                        **{f"d_{k}": v[k] - b[k] for k in v if k in b}})
+    return out
+
+
+def sparse_main(argv: list[str]) -> int:
+    import argparse
+    import logging as _logging
+
+    from aligngs.priors.simulate import TEACHER_STRENGTHS
+
+    ap = argparse.ArgumentParser(prog="python -m benchmarks scene --protocol sparse", description=__doc__)
+    ap.add_argument("--protocol", choices=["sparse"], default="sparse")
+    ap.add_argument("--data", required=True, nargs="+", help="a synthetic room (seeds via --seeds) and/or RGB-D folders")
+    ap.add_argument("--seeds", type=int, nargs="+", help="synthetic room seeds (the --data room's own seed is that "
+                    "room; others are generated under --rooms); for inputs that are not synthetic rooms: the "
+                    "simulation seeds (teacher / depth prior draws)")
+    ap.add_argument("--rooms", default="out/rooms", help="where generated rooms live (created with tools.synth)")
+    ap.add_argument("--views", type=int, nargs="+", default=[8], help="training views K (e.g. 8 16)")
+    ap.add_argument("--teacher", nargs="+", default=["mild", "strong"],
+                    help=f"simulated teacher strengths ({', '.join(f'{k}={v}' for k, v in TEACHER_STRENGTHS.items())}"
+                         f" or a number), 'gt' (oracle) or 'none'")
+    ap.add_argument("--depth-prior", default="sim", choices=["sim", "gt", "dpt", "depth_anything", "none"],
+                    help="sim: simulated monocular prior (aligngs.priors.simulate); gt: sensor/GT depth (oracle); "
+                         "dpt / depth_anything: the real teacher (weights must be cached)")
+    ap.add_argument("--depth-strength", type=float, default=1.0)
+    ap.add_argument("--init", default="sfm+prior", choices=["sfm", "sfm+prior", "gt-depth"],
+                    help="sfm: triangulated matches of the K views; sfm+prior: + SPARS3R dense cloud from the depth "
+                         "prior; gt-depth: back-projected ground-truth depth (oracle)")
+    ap.add_argument("--mode", nargs="+", default=["3dgs", "aligngs"], choices=["3dgs", "aligngs"])
+    ap.add_argument("--ablation", action="store_true", help="also run AlignGS with each term off in turn")
+    ap.add_argument("--ablation-seeds", type=int, nargs="+", help="seeds for the ablation (default: all)")
+    ap.add_argument("--ablation-teacher", help="teacher for the ablation (default: the first --teacher)")
+    ap.add_argument("--resolution", type=int, default=128)
+    ap.add_argument("--iterations", type=int)
+    ap.add_argument("--preset", default="fast")
+    ap.add_argument("--config", help="JSON PipelineConfig overrides (both modes)")
+    ap.add_argument("--max-init-points", type=int, default=60_000)
+    ap.add_argument("--threshold", type=float, default=0.05, help="F-score distance in metres")
+    ap.add_argument("--out", default="out/bench-sparse")
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    _logging.basicConfig(level=_logging.WARNING)
+    overrides: dict = {"train": {}}
+    if args.iterations:
+        overrides["train"]["iterations"] = args.iterations
+    if args.config:
+        from aligngs.config import deep_merge
+
+        overrides = deep_merge(overrides, json.loads(Path(args.config).read_text()))
+    jobs = []  # (data folder, seed)
+    for d in map(Path, args.data):
+        sj = d / "scene.json"
+        if sj.is_file() and args.seeds:
+            own = int(json.loads(sj.read_text()).get("seed", -1))
+            for s in args.seeds:
+                jobs.append((d if s == own else synth_room(Path(args.rooms), s, d), s))
+        else:
+            for s in (args.seeds or [0]):
+                jobs.append((d, s))
+    rows: list[dict] = []
+    abl_teacher = args.ablation_teacher or args.teacher[0]
+    for views in args.views:
+        for data, seed in jobs:
+            case = prepare_case(data, seed, views, args.resolution, args.teacher, args.depth_prior, args.init,
+                                max_init_points=args.max_init_points, depth_strength=args.depth_strength)
+            print(f"[{case.name} K={views}] init {case.info['init_points']} points "
+                  f"({json.dumps(case.info['init_report'])}); depth prior {case.info['depth_prior']} "
+                  f"{case.info.get('depth_prior_stats')}; teachers "
+                  f"{ {t: (v['teacher'], v['teacher_miou']) for t, v in case.info['teachers'].items()} }", flush=True)
+            out = Path(args.out) / f"k{views}"
+            if "3dgs" in args.mode:
+                rows.append(run_mode(case, "3dgs", args.preset, overrides, out, args.threshold))
+                _progress(rows[-1])
+            if "aligngs" in args.mode:
+                for t in args.teacher:
+                    rows.append(run_mode(case, "aligngs", args.preset, overrides, out, args.threshold, teacher=t))
+                    _progress(rows[-1])
+            if args.ablation and (args.ablation_seeds is None or seed in args.ablation_seeds):
+                for name in ABLATIONS:
+                    rows.append(run_mode(case, "aligngs", args.preset, overrides, out, args.threshold,
+                                         teacher=abl_teacher, ablation=name))
+                    _progress(rows[-1])
+            if args.json:  # keep what is done so far
+                _write(args.json, rows)
+    cols = ["mode", "teacher", "seed", "views", "depth_prior", "init", "fscore", "accuracy", "completion", "psnr",
+            "ssim", "lpips", "miou", "teacher_miou", "wall_s", "peak_mem_mb", "oracle"]
+    main_rows = [r for r in rows if not r["ablation"]]
+    print_rows(main_rows, cols, "per seed (sparse protocol; timings on a shared, loaded machine: upper bounds)")
+    print_rows(mean_rows(main_rows), ["mode", "teacher", "n", "views", "depth_prior", "init", "fscore", "accuracy",
+                                      "completion", "psnr", "ssim", "lpips", "miou", "teacher_miou", "wall_s",
+                                      "peak_mem_mb", "oracle"], "mean over seeds")
+    abl = ablation_rows(rows)
+    if abl:
+        print_rows(abl, ["variant", "teacher", "n", "fscore", "d_fscore", "psnr", "d_psnr", "miou", "d_miou"],
+                   "ablation (AlignGS with one term off; mean over the ablation seeds)")
+    lp = next((r.get("lpips_note") for r in rows if r.get("lpips_note")), None)
+    if lp:
+        print(f"\nLPIPS not computed: {lp}")
+    if args.json:
+        _write(args.json, rows)
+    return 0
+
+
+def _progress(r: dict) -> None:
+    print(f"  {r['mode']:7s} {str(r['teacher']):12s} {r['ablation'] or '':20s} F {_fmt(r['fscore'])} "
+          f"acc {_fmt(r['accuracy'])} comp {_fmt(r['completion'])} PSNR {_fmt(r['psnr'])} mIoU {_fmt(r['miou'])} "
+          f"(teacher {_fmt(r['teacher_miou'])}) {r['wall_s']:.0f}s", flush=True)
+
+
+def _write(path: str, rows: list[dict]) -> None:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    main_rows = [r for r in rows if not r["ablation"]]
+    doc = {"protocol": "sparse", "rows": rows, "mean": mean_rows(main_rows), "ablation": ablation_rows(rows)}
+    tmp = p.with_suffix(p.suffix + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, default=str))
+    tmp.replace(p)

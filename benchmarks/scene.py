@@ -1,12 +1,27 @@
 """Scene benchmark: reconstruct a scene in one or more modes and print one table.
 
+Two protocols:
+
+- ``--protocol sparse`` (the paper's regime; see ``benchmarks/_sparse.py``): K training views (``--views 8 16``), the
+  input's test split (else all other views) as test views; initial points from what a photo-only user has (features
+  of the K views triangulated with the known cameras, plus a SPARS3R dense cloud from the depth prior); a simulated
+  monocular depth prior and view-consistent simulated teachers (``aligngs.priors.simulate``) at several strengths;
+  several synthetic rooms (``--seeds``, generated with tools.synth) and RGB-D captures (reference: TSDF of the
+  held-out views' depth only); per-seed rows, mean rows and an ablation table (``--ablation``)::
+
+    python -m benchmarks scene --protocol sparse --data samples/room --seeds 0 1 2 3 4 --json out/sparse.json
+    python -m benchmarks scene --protocol sparse --data ../shared/data/shelf-rgbd --threshold 0.02 --teacher none
+
+- the default (full) protocol below: the scene as given, every view's teacher input from the data (labels and
+  sensor depth are oracles here: see the rows' ``teacher`` / ``depth`` fields).
+
     python -m benchmarks scene --data samples/room --mode 3dgs aligngs --json out.json --figure out.png
     python -m benchmarks scene --data ../shared/data/shelf-rgbd --views 14 --resolution 160 \
         --iterations 2000 --mode 3dgs --threshold 0.02 --json shelf.json
 
 Reference surface: ``gt_mesh.ply`` in the data folder (synthetic scenes), else a TSDF of ALL the sensor depth maps
 (RGB-D captures), else none. Test views: the scene's own split if it has one, else all views that are not among
-the ``--views`` evenly spaced training views. Figures: test PSNR/SSIM (and the untrained model's PSNR and a
+the ``--views`` evenly spaced training views (taken from the input's train split when it declares one). Figures: test PSNR/SSIM (and the untrained model's PSNR and a
 mean-colour image's PSNR as floors), mesh accuracy/completion/F-score, semantic mIoU of rendered labels vs ground
 truth and of the (optionally degraded) 2D teacher labels, wall time per stage, peak memory, Gaussian count.
 """
@@ -69,9 +84,10 @@ def mean_color_psnr(train, test) -> float:
 
 
 def choose_split(scene: Scene, views: int | None) -> list[str]:
-    """Test view names: the scene's own split when it has one, else everything not among ``views`` training views."""
+    """Test view names: the scene's own split when it has one (``views`` then picks evenly spaced training views from
+    its train list: ``DataConfig.max_train_views``), else everything not among ``views`` training views."""
     split = scene.meta.get("split")
-    if split and split.get("test") and views is None:
+    if split and split.get("test"):
         return list(split["test"])
     names = scene.names()
     k = views or max(1, len(names) * 3 // 4)
@@ -85,6 +101,8 @@ def run_mode(mode: str, scene: Scene, args, ref: np.ndarray | None, out_root: Pa
     from aligngs.priors.noise import degrade_labels
 
     overrides = {"mode": mode, "data": {"test_names": choose_split(scene, args.views)}, "train": {"seed": args.seed}}
+    if args.views and scene.meta.get("split"):
+        overrides["data"]["max_train_views"] = args.views
     if args.resolution:
         overrides["data"]["resolution"] = args.resolution
     if args.iterations:
@@ -176,7 +194,15 @@ def print_table(rows: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a == "--protocol=sparse" for a in argv) or any(
+            a == "--protocol" and i + 1 < len(argv) and argv[i + 1] == "sparse" for i, a in enumerate(argv)):
+        from ._sparse import sparse_main
+
+        return sparse_main(argv)
     ap = argparse.ArgumentParser(prog="python -m benchmarks scene")
+    ap.add_argument("--protocol", choices=["full", "sparse"], default="full",
+                    help="sparse: the paper's regime (K views, predicted priors, erring teachers; see the module doc)")
     ap.add_argument("--data", required=True)
     ap.add_argument("--mode", nargs="+", default=["3dgs"], choices=choices(Mode))
     ap.add_argument("--views", type=int, help="training views (evenly spaced); the rest are test views")
