@@ -1,6 +1,6 @@
 """The optimisation loop: reference schedule, pluggable loss terms, densification strategy, progress, cancel, resume.
 
-One iteration (AlignGS reference, §5 of the method notes):
+One iteration (AlignGS reference, docs/method.md §5):
   pick the next view of a shuffled per-epoch stack (the reference's viewpoint stack) -> render RGB + expected
   depth (+ camera-space normals when a normal term is active) -> photometric loss (1-0.2) L1 + 0.2 (1-SSIM) ->
   + every active ``LossTerm`` -> backward -> strategy (densify/prune/reset) -> Adam step -> position-LR decay.
