@@ -1,0 +1,39 @@
+"""The wheel holds the library and the backend only: no demo, benchmark, synth or test code (those run from a
+checkout: tools/, benchmarks/, tests/)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TOOLS = ("demo", "bench", "benchmarks", "synth", "tools", "tests")
+
+
+def test_package_discovery_leaves_the_tools_out():
+    from setuptools import find_packages
+
+    cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = find_packages(str(REPO), include=cfg["include"], exclude=cfg.get("exclude", ()))
+    assert "aligngs" in packages and "backend" in packages and "aligngs.wire" in packages
+    assert not [p for p in packages if set(p.split(".")) & set(TOOLS)], packages
+    assert {p.split(".")[0] for p in packages} == {"aligngs", "backend"}
+
+
+@pytest.mark.slow
+def test_built_wheel_has_no_tool_code(tmp_path):
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                          str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=600)
+    if res.returncode != 0:
+        pytest.skip(f"cannot build a wheel here: {res.stderr[-500:]}")
+    (whl,) = tmp_path.glob("aligngs-*.whl")
+    names = zipfile.ZipFile(whl).namelist()
+    assert any(n == "aligngs/pipeline.py" for n in names)
+    tops = {n.split("/")[0] for n in names}
+    assert tops <= {"aligngs", "backend", f"{whl.name.split('-')[0]}-{whl.name.split('-')[1]}.dist-info"}, tops
+    bad = [n for n in names if not n.endswith("dist-info") and set(Path(n).with_suffix("").parts) & set(TOOLS)]
+    assert not bad, bad
