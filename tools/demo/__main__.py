@@ -18,7 +18,7 @@ from aligngs.config import PRESETS
 from .addon import build_zip
 from .blender_run import BlenderJob, BlenderSessionError, run_blender_session
 from .paths import REPO, DemoSetupError, bpy_python
-from .server import BackendServer, ServerError
+from .server import BackendServer, DemoServerError
 from .summary import DemoRun, class_names, format_summary, job_files
 
 log = logging.getLogger("tools.demo")
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     except DemoSetupError as e:
         print(f"demo: {e}", file=sys.stderr)
         return 2
-    except ServerError as e:
+    except DemoServerError as e:
         print(f"demo failed: the backend server did not start: {e}", file=sys.stderr)
         return 1
     except BlenderSessionError as e:

@@ -15,7 +15,7 @@ from .paths import REPO, repo_file
 log = logging.getLogger(__name__)
 
 
-class ServerError(RuntimeError):
+class DemoServerError(RuntimeError):
     """The backend did not start (the message carries the end of its log)."""
 
 
@@ -53,11 +53,11 @@ class BackendServer:
         while not self.ready_file.is_file():
             if self.proc.poll() is not None:
                 self.stop()
-                raise ServerError(f"backend.serve exited with code {self.proc.returncode} before it was ready "
+                raise DemoServerError(f"backend.serve exited with code {self.proc.returncode} before it was ready "
                                   f"(log {self.log_path}):\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 self.stop()
-                raise ServerError(f"backend.serve was not ready after {self.start_timeout_s:.0f} s "
+                raise DemoServerError(f"backend.serve was not ready after {self.start_timeout_s:.0f} s "
                                   f"(log {self.log_path}):\n{self.log_tail()}")
             time.sleep(0.05)
         try:
@@ -65,7 +65,7 @@ class BackendServer:
             self.endpoint = info["endpoint"]
         except (OSError, ValueError, KeyError) as e:
             self.stop()
-            raise ServerError(f"{self.ready_file}: unreadable ready file ({e})") from None
+            raise DemoServerError(f"{self.ready_file}: unreadable ready file ({e})") from None
         self.address = self.endpoint.removeprefix("tcp://")
         log.info("backend.serve pid %d listening on %s", self.proc.pid, self.endpoint)
         return self
