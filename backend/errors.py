@@ -49,24 +49,30 @@ def _mro_names(e: BaseException) -> set[str]:
 
 
 def job_failure(e: BaseException) -> dict[str, Any]:
-    """``{"code", "message", ...}`` for an exception a job function raised (the outcome's error part).
+    """``{"code", "message"[, "fix"][, "model"]}`` for an exception a job function raised (the outcome's error).
 
-    - the input was rejected (``aligngs`` ``DataError``, or any error the library marks ``user_error = "bad_input"``):
+    - teacher weights are missing (``aligngs`` ``CheckpointNotFoundError``): ``missing_model``, ``model`` = the
+      checkpoint id;
+    - any other user error (``aligngs.errors.UserError``: ``DataError`` and the like, bad input or a missing file):
       ``bad_input``, the message names the file / field;
-    - teacher weights are missing (``CheckpointNotFoundError``, or ``user_error = "missing_model"``): ``missing_model``,
-      with ``model`` = the checkpoint id and the message saying how to provide it or how to run without it;
     - anything else: ``job_failed`` with ``"<ExceptionType>: <message>"`` (the traceback is only in the job log).
 
-    Classes are recognised by name along the MRO as well, so this works wherever the library keeps them.
+    A user error's ``fix`` (what to do, in words) is passed on as ``fix`` and appended to the message when the
+    message does not already say it, so a client that shows only ``message`` still shows the way out.
+    Classes are recognised by name along the MRO, so the backend needs no import of the library here.
     """
     names = _mro_names(e)
-    kind = getattr(e, "user_error", None)
-    if kind == "missing_model" or "CheckpointNotFoundError" in names:
-        out: dict[str, Any] = {"code": "missing_model", "message": str(e)[:2000]}
+    if "CheckpointNotFoundError" in names or "UserError" in names or "DataError" in names:
+        message = str(e)
+        fix = getattr(e, "fix", "")
+        out: dict[str, Any] = {"code": "missing_model" if "CheckpointNotFoundError" in names else "bad_input"}
+        if isinstance(fix, str) and fix:
+            out["fix"] = fix[:2000]
+            if fix not in message:
+                message = f"{message.rstrip('.')}. {fix}"
+        out["message"] = message[:2000]
         model = getattr(e, "model_id", None)
-        if isinstance(model, str):
+        if out["code"] == "missing_model" and isinstance(model, str):
             out["model"] = model
         return out
-    if kind == "bad_input" or "DataError" in names:
-        return {"code": "bad_input", "message": str(e)[:2000]}
     return {"code": "job_failed", "message": f"{type(e).__name__}: {e}"[:2000]}

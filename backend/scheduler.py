@@ -279,8 +279,9 @@ class Scheduler:
         elif status == "error":
             code = outcome.get("code") if outcome.get("code") in REPORTED_CODES else "job_failed"
             rec.error = {"code": code, "message": str(outcome.get("message", ""))[:2000]}
-            if isinstance(outcome.get("model"), str):
-                rec.error["model"] = outcome["model"]
+            for key in ("fix", "model"):  # a user error's way out, the missing checkpoint's id
+                if isinstance(outcome.get(key), str):
+                    rec.error[key] = outcome[key][:2000]
             # the worker reported the failure itself: no exit code / signal to speak of (protocol 6.2)
             rec.exit_code, rec.signal = None, None
             self.set_final(rec, "failed")

@@ -234,8 +234,9 @@ class Server:
         err = rec.error or {"code": "job_failed", "message": "failed"}
         out = {"state": rec.state, "code": err.get("code"), "message": err.get("message"),
                "exit_code": rec.exit_code, "signal": rec.signal, "record": self.sched.public(rec)}
-        if isinstance(err.get("model"), str):
-            out["model"] = err["model"]
+        for key in ("fix", "model"):
+            if isinstance(err.get(key), str):
+                out[key] = err[key]
         return out
 
     def stream_result(self, ident: bytes, re_: int, job: str, *, include_files: bool = True,

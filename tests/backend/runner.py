@@ -7,7 +7,8 @@ Behaviour comes from an optional ``control.json`` among the inputs:
   preview (bool, false)  attach a 40x30 RGB preview to the train progress
   point_preview (int, 0) attach a live point preview of this many points to every train progress: positions
                          (it, i, -i), colours (i % 256, it, 7), class ids i % 150 (the last point: 255, no class)
-  crash (str|null)       "raise" (RuntimeError), "bad_input" (DataError), "exit" (os._exit(3)), "segv" (SIGSEGV)
+  crash (str|null)       "raise" (RuntimeError), "bad_input" (DataError), "missing_model" (CheckpointNotFoundError),
+                         "exit" (os._exit(3)), "segv" (SIGSEGV)
   crash_at (int, 0)      the train iteration at which to crash
   ignore_cancel (bool)   never look at should_cancel (to test terminate after the grace period)
 It writes ``runner.pid`` first, then the parts with aligngs.results.write_parts, a 3DGS-style ``gaussians.ply``
@@ -107,6 +108,10 @@ def run(input_path: Path, out_dir: Path, config, *, progress=None, should_cancel
                         raise RuntimeError("runner asked to crash")
                     if crash == "bad_input":
                         raise DataError(Path(input_path) / "control.json", "runner asked to reject its input")
+                    if crash == "missing_model":
+                        from aligngs.priors.models import CheckpointNotFoundError
+
+                        raise CheckpointNotFoundError("facebook/dpt-dinov2-small-nyu", "offline and not in the cache")
                     if crash == "exit":
                         os._exit(3)
                     if crash == "segv":
