@@ -6,12 +6,44 @@ from __future__ import annotations
 import json
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from ..core import settings as core
 
 _VALUE_PROP = {"bool": "bool_value", "int": "int_value", "float": "float_value", "str": "str_value",
                "json": "str_value"}
+
+
+_choice_items_cache: dict = {}  # Blender needs the strings of dynamic enum items kept alive
+
+
+def setting_choices(item) -> list[str]:
+    """The names the server allows for this setting ([] = free text or not a name)."""
+    from .runtime import current_session
+
+    session = current_session()
+    info = session.info if session is not None else None
+    return list((getattr(info, "choices", None) or {}).get(item.name, []))
+
+
+def _choice_items(self, context):
+    names = setting_choices(self)
+    if self.str_value and self.str_value not in names:
+        names.append(self.str_value)
+    items = [(n, n, "") for n in names] or [("", "(none)", "")]
+    _choice_items_cache[self.name] = items
+    return items
+
+
+def _get_choice(self):
+    names = [it[0] for it in _choice_items(self, None)]
+    return names.index(self.str_value) if self.str_value in names else 0
+
+
+def _set_choice(self, index):
+    names = [it[0] for it in _choice_items(self, None)]
+    if 0 <= index < len(names):
+        self.str_value = names[index]
 
 
 class AlignGSSetting(bpy.types.PropertyGroup):
@@ -23,10 +55,17 @@ class AlignGSSetting(bpy.types.PropertyGroup):
     int_value: IntProperty(name="Value")
     float_value: FloatProperty(name="Value", precision=4)
     str_value: StringProperty(name="Value", description="Text; for lists and null defaults: JSON ('' = null)")
+    choice: EnumProperty(name="Value", items=_choice_items, get=_get_choice, set=_set_choice,
+                         description="One of the names the server allows")
 
 
 def value_prop(item) -> str:
     return _VALUE_PROP.get(item.kind, "str_value")
+
+
+def draw_prop(item) -> str:
+    """The property the panel draws: a drop-down for settings with known names, else the value itself."""
+    return "choice" if item.kind == "str" and setting_choices(item) else value_prop(item)
 
 
 def raw_value(item):

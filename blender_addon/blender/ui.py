@@ -11,7 +11,7 @@ from ..core.jobview import ACTIVE_PHASES
 from .actions import reconstruct_block_reason
 from .props import preferences
 from .runtime import get_session
-from .settings import groups, is_changed, value_prop
+from .settings import draw_prop, groups, is_changed
 
 CATEGORY = "AlignGS"
 
@@ -175,7 +175,7 @@ class AGS_PT_advanced(_Base, bpy.types.Panel):
             if body is None:
                 continue
             for it in items:
-                body.prop(it, value_prop(it), text=it.name.rpartition(".")[2])
+                body.prop(it, draw_prop(it), text=it.name.rpartition(".")[2])
 
 
 class AGS_UL_classes(bpy.types.UIList):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .._vendor import wire
 from .messages import (Accepted, Cancelled, Done, Downloading, Error, JobList, JobStatus, PartReceived, Pong,
                        Progress, ResultStarted, ServerInfo)
+from .settings import choices_from_welcome
 
 DOWNLOAD_POST_S = 0.1  # at most this often a Downloading message
 
@@ -69,7 +70,9 @@ class Inbox:
             conn.address, str(h.get("server", "?")), int(h.get("protocol", 0)), str(h.get("device", "?")),
             dict(h.get("queue") or {}), list(h.get("workers") or []), dict(h.get("presets") or {}),
             str(h.get("default_preset", "balanced")), dict(h.get("limits") or {}), bool(h.get("curve")),
-            dict(h.get("teachers") or {}), dict(h.get("defaults") or {}))
+            dict(h.get("teachers") or {}), dict(h.get("defaults") or {}),
+            choices_from_welcome(h.get("choices") if isinstance(h.get("choices"), dict) else None,
+                                 h.get("teachers") if isinstance(h.get("teachers"), dict) else None))
         if conn.info.protocol != wire.PROTOCOL_VERSION:
             self._post(Error("bad_version", f"server speaks protocol {conn.info.protocol}, this add-on "
                                             f"{wire.PROTOCOL_VERSION}: update one of them"))

@@ -28,6 +28,7 @@ class ServerInfo:
     curve: bool
     teachers: dict = field(default_factory=dict)
     defaults: dict = field(default_factory=dict)  # the server's full default configuration (PipelineConfig)
+    choices: dict = field(default_factory=dict)  # setting path -> allowed names (welcome.choices + teachers)
 
     @property
     def queue_length(self) -> int:

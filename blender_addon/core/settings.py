@@ -140,3 +140,18 @@ def nest(flat: dict[str, Any]) -> dict:
             node = node.setdefault(p, {})
         node[last] = v
     return out
+
+
+def choices_from_welcome(choices: dict | None, teachers: dict | None) -> dict[str, list[str]]:
+    """Dotted path -> allowed names, from ``welcome.choices`` (keys with or without a leading ``config.``) and
+    ``welcome.teachers`` (``semantic`` / ``depth``: the two teacher settings)."""
+    out: dict[str, list[str]] = {}
+    for key, names in (choices or {}).items():
+        if isinstance(key, str) and isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names):
+            path = key[len("config."):] if key.startswith("config.") else key.lstrip(".")
+            out[path] = list(names)
+    for kind, path in (("semantic", "train.semantics.teacher"), ("depth", "train.semantics.depth_teacher")):
+        names = (teachers or {}).get(kind)
+        if path not in out and isinstance(names, list) and names:
+            out[path] = [str(n) for n in names]
+    return out

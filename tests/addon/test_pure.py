@@ -287,3 +287,13 @@ def test_wanted_parts_and_saving_a_file_part(tmp_path):
                       {"filename": "../gaussians.ply"})
     path = fileparts.save_file_part(part, tmp_path / "out")
     assert path == tmp_path / "out" / "gaussians.ply" and path.read_bytes() == b"ply\nxyz"
+
+
+def test_choices_from_welcome():
+    from blender_addon.core.settings import choices_from_welcome
+
+    got = choices_from_welcome({"config.data.poses": ["auto", "sfm"], ".mode": ["aligngs", "3dgs"], "x": [1]},
+                               {"semantic": ["auto", "none"], "depth": ["dpt"]})
+    assert got == {"data.poses": ["auto", "sfm"], "mode": ["aligngs", "3dgs"],
+                   "train.semantics.teacher": ["auto", "none"], "train.semantics.depth_teacher": ["dpt"]}
+    assert choices_from_welcome(None, None) == {}

@@ -30,6 +30,12 @@ def test_panel_lists_every_config_field_with_the_servers_defaults(facts):
     assert {"data", "train", "train.loss", "train.semantics", "mesh"} <= set(w["groups"])
 
 
+def test_teacher_settings_are_drop_downs_of_the_servers_teachers(facts):
+    t = facts["teacher"]
+    assert t["choices"] == t["teachers"] and "none" in t["choices"] and len(t["choices"]) >= 3
+    assert t["draw"] == "choice" and t["draw_iterations"] == "int_value" and t["set"] == "none"
+
+
 def test_settings_follow_the_chosen_preset(facts):
     f = facts["fast"]
     assert f["different"] == [] and f["changed"] == []

@@ -60,6 +60,15 @@ facts["welcome"] = {
     "groups": [g for g, _ in settings.groups(st)],
     "changed": [it.name for it in st.settings if settings.is_changed(it)],
 }
+# -- the teacher settings are drop-downs of the server's teachers
+teacher = st.settings["train.semantics.teacher"]
+facts["teacher"] = {"choices": settings.setting_choices(teacher), "teachers": s.info.teachers.get("semantic"),
+                    "draw": settings.draw_prop(teacher), "draw_iterations": settings.draw_prop(st.settings["train.iterations"])}
+before = teacher.str_value
+teacher.choice = "none"
+facts["teacher"]["set"] = teacher.str_value
+teacher.str_value = before
+
 # -- 2. another preset: the settings follow it (none counts as changed)
 st.preset = "fast"
 want, got = panel_values("fast")
