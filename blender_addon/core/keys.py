@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import zmq.auth
 from zmq.utils import z85
 
 from .errors import CurveKeyError
@@ -29,19 +30,13 @@ class CurveKeys:
 
 
 def load_key_file(path: str | os.PathLike) -> tuple[str, str | None]:
-    """(public, secret or None) from a ZeroMQ certificate file (``zmq.auth.create_certificates`` format)."""
+    """(public, secret or None) from a ZeroMQ certificate file (``zmq.auth.create_certificates`` format), read by
+    pyzmq's own ``zmq.auth.load_certificate`` (as ``backend.client`` does)."""
     p = os.path.expanduser(str(path))
     if not os.path.isfile(p):
         raise CurveKeyError(f"CURVE key file {p} does not exist")
-    public = secret = None
-    with open(p, encoding="utf-8") as fh:
-        for line in fh:
-            key, _, value = line.strip().partition("=")
-            key, value = key.strip(), value.strip().strip('"')
-            if key == "public-key":
-                public = value
-            elif key == "secret-key":
-                secret = value
-    if public is None:
-        raise CurveKeyError(f"CURVE key file {p} has no public-key line")
-    return public, secret
+    try:
+        public, secret = zmq.auth.load_certificate(p)
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise CurveKeyError(f"CURVE key file {p}: {e}") from None
+    return public.decode("ascii"), secret.decode("ascii") if secret else None
