@@ -1,4 +1,6 @@
-"""``python -m backend.bench --json PATH``: submit and result-streaming throughput of a real server process.
+"""``python -m benchmarks backend [--executor ray] --json PATH``: the backend server's transfer figures, or its Ray path.
+
+Default (``--executor local``), submit and result-streaming throughput of a real server process:
 
 - submit_s: time from sending a submit of 36 JPEGs (640x480; the shelf-rgbd colour frames re-encoded when
   ../shared/data is present, else synthetic noise + gradients) to receiving ``accepted`` (median of the repeats);
@@ -6,6 +8,15 @@
   array) and the resulting MB/s (best of the repeats);
 - raw_mb_s: the same bytes as the same frames sent by a plain pyzmq ROUTER in another process to a DEALER over
   the same transport (best of the repeats); ratio = stream_mb_s / raw_mb_s.
+
+``--executor ray`` starts a real Ray cluster on loopback (tests/backend/ray_cluster.py: one CPU per node) and
+prints:
+- overhead_s: per-job wall time (submit to ``done``) of a tiny job through the Ray executor minus the same job
+  through the local executor (medians over ``--repeats`` sequential jobs; target <= 2 s);
+- one_node / two_nodes: ``--jobs`` jobs of about ``--job-s`` seconds each (sleep-bound, so the figure measures
+  scheduling, not the shared CPUs) on a one-node cluster and after adding a second node: seconds and jobs/min,
+  and speedup = two_nodes jobs/min / one_node jobs/min (ideal 2).
+Figures from a shared machine are upper bounds for the times.
 """
 from __future__ import annotations
 
@@ -24,16 +35,17 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from .client import Client
+from backend.client import Client
 
 N_IMAGES, W, H = 36, 640, 480
 N_POINTS, N_TRIANGLES = 1_000_000, 200_000
 REPO = Path(__file__).resolve().parents[1]
+TEST_RUNNER = str(REPO / "tests" / "backend" / "runner.py") + ":run"
 
 
 def bench_runner(input_path, out_dir, config, *, progress=None, should_cancel=None) -> dict:
     """Job function for the benchmark server: writes a 1M-point cloud and a 200k-triangle mesh (or tiny parts)."""
-    from aligngs.results import ResultPart, write_parts
+    from aligngs.wire import ResultPart, write_parts
 
     ctl_file = Path(input_path) / "control.json"
     big = ctl_file.is_file() and json.loads(ctl_file.read_text()).get("big", False)
@@ -121,25 +133,36 @@ def raw_transfer(sizes: list[int], rounds: int) -> list[float]:
     return times
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m backend.bench", description=__doc__.split("\n")[0])
-    ap.add_argument("--json", type=Path, default=None, help="write the figures there")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data" / "shelf-rgbd")
-    args = ap.parse_args(argv)
+def start_server(tmp: Path, *args: str, runner: str) -> tuple[subprocess.Popen, str]:
+    n = len(list(tmp.glob("ready*.json")))
+    ready = tmp / f"ready{n}.json"
+    cmd = [sys.executable, "-m", "backend.serve", "--bind", "tcp://127.0.0.1:*", "--jobs-dir", str(tmp / f"jobs{n}"),
+           "--device", "cpu", "--runner", runner, "--ready-file", str(ready),
+           "--log-level", os.environ.get("BENCH_LOG", "WARNING"), *args]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError("benchmark server did not start")
+        time.sleep(0.05)
+    return proc, json.loads(ready.read_text())["endpoint"]
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def transfer(args) -> dict:
     images, source = make_jpegs(args.shared)
     with tempfile.TemporaryDirectory(prefix="aligngs-bench-") as tmp:
-        ready = Path(tmp) / "ready.json"
-        cmd = [sys.executable, "-m", "backend.serve", "--bind", "tcp://127.0.0.1:*", "--jobs-dir", str(Path(tmp) / "jobs"),
-               "--device", "cpu", "--runner", "backend.bench:bench_runner", "--ready-file", str(ready), "--log-level", os.environ.get("BENCH_LOG", "WARNING")]
-        proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        proc, endpoint = start_server(Path(tmp), runner=f"{Path(__file__).resolve()}:bench_runner")
         try:
-            deadline = time.monotonic() + 60
-            while not ready.exists():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("benchmark server did not start")
-                time.sleep(0.05)
-            endpoint = json.loads(ready.read_text())["endpoint"]
             with Client(endpoint, timeout=300) as c:
                 c.ping()
                 submit_times = []
@@ -160,12 +183,11 @@ def main(argv: list[str] | None = None) -> int:
                     assert res.part("points").arrays["positions"].shape == (N_POINTS, 3)
                     assert res.part("mesh").arrays["faces"].shape == (N_TRIANGLES, 3)
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop_server(proc)
     raw_times = raw_transfer(sizes, args.repeats)
     mb = nbytes / 1e6
     stream_s, raw_s = min(stream_times), min(raw_times)
-    out = {
+    return {
         "submit_s": statistics.median(submit_times),
         "submit_mb": sum(len(v) for v in images.values()) / 1e6,
         "n_images": N_IMAGES,
@@ -179,6 +201,104 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "transport": "tcp://127.0.0.1",
     }
+
+
+def _tiny_files(seed: int, **control) -> dict[str, bytes]:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)).save(buf, format="JPEG")
+    files = {"images/0000.jpg": buf.getvalue(), "images/0001.jpg": buf.getvalue()[:]}
+    if control:
+        files["control.json"] = json.dumps(control).encode()
+    return files
+
+
+def job_times(endpoint: str, n: int, seed: int, **control) -> list[float]:
+    """Wall seconds from submit to ``done`` of ``n`` sequential jobs."""
+    out = []
+    with Client(endpoint, timeout=300) as c:
+        for k in range(n):
+            t0 = time.perf_counter()
+            job, seq = c.submit(_tiny_files(seed + k, **control), preset="fast")
+            c.wait(job, seq)
+            out.append(time.perf_counter() - t0)
+    return out
+
+
+def batch_time(endpoint: str, n: int, seed: int, **control) -> float:
+    """Wall seconds for ``n`` jobs submitted at once to all be ``done``."""
+    with Client(endpoint, timeout=600) as c:
+        t0 = time.perf_counter()
+        jobs = [c.submit(_tiny_files(seed + k, **control), preset="fast") for k in range(n)]
+        for job, seq in jobs:
+            c.wait(job, seq)
+        return time.perf_counter() - t0
+
+
+def ray_path(args) -> dict:
+    sys.path.insert(0, str(REPO / "tests" / "backend"))
+    from ray_cluster import server_args, start_cluster
+
+    steps = max(1, int(round(args.job_s / 0.1)))
+    sleepy = {"steps": steps, "step_s": 0.1}
+    tiny = {"steps": 1, "step_s": 0.0}
+    with tempfile.TemporaryDirectory(prefix="aligngs-bench-") as tmp_:
+        tmp = Path(tmp_)
+        proc, endpoint = start_server(tmp, runner=TEST_RUNNER)
+        try:
+            job_times(endpoint, 1, 900, **tiny)  # warm-up
+            local = job_times(endpoint, args.repeats, 1000, **tiny)
+        finally:
+            stop_server(proc)
+        cluster = start_cluster(n_nodes=1, cpus_per_node=1)
+        try:
+            proc, endpoint = start_server(tmp, *server_args(cluster), runner=TEST_RUNNER)
+            try:
+                job_times(endpoint, 1, 1900, **tiny)  # warm-up (Ray worker start)
+                ray = job_times(endpoint, args.repeats, 2000, **tiny)
+                one = batch_time(endpoint, args.jobs, 3000, **sleepy)
+            finally:
+                stop_server(proc)
+            cluster.add_node(cpus=1)
+            cluster.wait_nodes(2)
+            proc, endpoint = start_server(tmp, *server_args(cluster), runner=TEST_RUNNER)
+            try:
+                job_times(endpoint, 2, 3900, **tiny)  # warm-up on both nodes
+                two = batch_time(endpoint, args.jobs, 4000, **sleepy)
+            finally:
+                stop_server(proc)
+        finally:
+            cluster.stop()
+    local_s, ray_s = statistics.median(local), statistics.median(ray)
+    return {
+        "executor": "ray",
+        "tiny_job_local_s": local_s,
+        "tiny_job_ray_s": ray_s,
+        "overhead_s": ray_s - local_s,
+        "overhead_target_s": 2.0,
+        "jobs": args.jobs,
+        "job_s": steps * 0.1,
+        "one_node": {"seconds": one, "jobs_per_min": 60 * args.jobs / one},
+        "two_nodes": {"seconds": two, "jobs_per_min": 60 * args.jobs / two},
+        "speedup": one / two,
+        "repeats": args.repeats,
+        "cluster": "loopback, 1 CPU per node, 1 CPU per job",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks backend", description=__doc__.split("\n")[0])
+    ap.add_argument("--json", type=Path, default=None, help="write the figures there")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data" / "shelf-rgbd")
+    ap.add_argument("--executor", choices=("local", "ray"), default="local",
+                    help="local: transfer figures; ray: Ray overhead per job and throughput over 1 vs 2 nodes")
+    ap.add_argument("--jobs", type=int, default=6, help="(ray) jobs per throughput batch")
+    ap.add_argument("--job-s", type=float, default=2.0, help="(ray) seconds each throughput job sleeps through")
+    args = ap.parse_args(argv)
+    out = ray_path(args) if args.executor == "ray" else transfer(args)
     text = json.dumps(out, indent=1)
     print(text)
     if args.json:
