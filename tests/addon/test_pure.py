@@ -297,3 +297,37 @@ def test_choices_from_welcome():
     assert got == {"data.poses": ["auto", "sfm"], "mode": ["aligngs", "3dgs"],
                    "train.semantics.teacher": ["auto", "none"], "train.semantics.depth_teacher": ["dpt"]}
     assert choices_from_welcome(None, None) == {}
+
+
+def test_inbox_reassembles_a_result_stream_and_names_the_job_of_a_broken_one():
+    import queue
+    import types
+
+    from aligngs.wire import ResultPart, encode_header, encode_result_stream, message
+    from blender_addon.core import client
+    from blender_addon.core.inbox import Inbox
+
+    conn = types.SimpleNamespace(events=queue.Queue(), info=None, address="x:1")
+    inbox = Inbox(conn)
+    rng = np.random.default_rng(0)
+    parts = [ResultPart("points", "points", {"positions": rng.normal(size=(900, 3)).astype(np.float32)}),
+             ResultPart("cameras", "cameras", {"size": np.array([[4, 3]], np.int32)}, {"names": ["a"]})]
+    msgs = [[bytes(f) for f in m] for m in encode_result_stream("J" * 22, 4, parts, scene="room", up=[0.0, 0.0, 1.0],
+                                                                 version=1, chunk_bytes=4000)]
+    for frames in msgs + [[encode_header(message("done", 4, job="J" * 22, summary={"ok": 1}))]]:
+        inbox.on_message(frames)
+    got = [conn.events.get_nowait() for _ in range(conn.events.qsize())]
+    kinds = [type(m).__name__ for m in got]
+    assert kinds[0] == "ResultStarted" and kinds[-1] == "Done" and kinds.count("PartReceived") == 2
+    assert "Error" not in kinds
+    pts = next(m for m in got if isinstance(m, client.PartReceived) and m.name == "points")
+    assert np.array_equal(pts.arrays["positions"], parts[0].arrays["positions"]) and (pts.index, pts.count) == (0, 2)
+    assert got[-1].summary == {"ok": 1} and got[-1].manifest["scene"] == "room"
+
+    for frames in msgs[:2]:  # result + part 0, then a chunk with the wrong offset
+        inbox.on_message(frames)
+    bad = json.loads(msgs[2][0])
+    inbox.on_message([json.dumps(dict(bad, offset=8)).encode(), msgs[2][1]])
+    last = [conn.events.get_nowait() for _ in range(conn.events.qsize())][-1]
+    assert isinstance(last, client.Error) and last.code == "protocol"
+    assert (last.job, last.re) == ("J" * 22, 4) and "does not fit" in last.message
