@@ -28,10 +28,11 @@ def point_preview(model: GaussianModel, *, max_points: int = 50_000, decoder: to
         raise ValueError(f"point_preview: max_points must be >= 1, got {max_points}")
     p = model.params
     opacity = torch.sigmoid(p["opacities"].detach()).flatten()
-    keep = torch.nonzero(opacity >= min_opacity).flatten()
-    if len(keep) > max_points:
-        keep = keep[torch.topk(opacity[keep], max_points, sorted=False).indices]
-    keep, _ = torch.sort(keep)  # stable order between previews: the add-on rewrites one object in place
+    visible = opacity >= min_opacity
+    if int(visible.sum()) > max_points:  # raise the bar to the max_points-th largest opacity (a threshold, no sort)
+        bar = torch.topk(opacity[visible], max_points, sorted=False).values.min()
+        visible &= opacity >= bar
+    keep = torch.nonzero(visible).flatten()[:max_points]  # index order: stable between previews (ties cut at the end)
     means = p["means"].detach()[keep].float().cpu().numpy()
     rgb = sh_to_rgb(p["sh0"].detach()[keep, 0, :]).clamp(0.0, 1.0)
     colors = (rgb * 255.0 + 0.5).to(torch.uint8).cpu().numpy()
