@@ -242,7 +242,11 @@ class Scheduler:
         messages (called before a job's end is processed, so its last progress comes first)."""
         now = time.monotonic()
         for job, run in list(self.running.items()):
-            ex = self.executor.poll(run.handle)
+            try:
+                ex = self.executor.poll(run.handle)
+            except Exception as e:  # the executor lost track of it (e.g. the Ray cluster went away)
+                log.exception("job %s: %s executor cannot tell how it is doing", job, self.executor.name)
+                ex = Exit(reason=f"the {self.executor.name} executor lost the job: {type(e).__name__}: {e}"[:2000])
             if ex is not None:
                 drain()
                 self._finish(job, run, ex)
