@@ -9,7 +9,8 @@ class CompactSemanticDecoder(torch.nn.Module):
 
     Gaussians carry ``dim`` channels (e.g. 16); the rendered [dim,H,W] map is decoded per pixel into
     [num_classes,H,W] logits before the semantic losses (:mod:`aligngs.train.losses.semantic`).
-    ``decode_features`` applies the same map to per-Gaussian features [N,dim] -> [N,num_classes] (for labelling and editing).
+    ``decode_features`` applies the same map to per-Gaussian features [N,dim] -> [N,num_classes] (for labelling and
+    editing).
     Being linear, decoding after alpha blending equals blending decoded per-Gaussian logits except for the
     bias, which is added once per pixel here (rather than weighted by the pixel's alpha).
     """

@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _contract_layers() -> list[set[str]]:
     cfg = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
-    (layers,) = [c["layers"] for c in cfg["contracts"] if c["type"] == "layers" and c["layers"][0].startswith("aligngs")]
+    (layers,) = [c["layers"] for c in cfg["contracts"]
+                 if c["type"] == "layers" and c["layers"][0].startswith("aligngs")]
     return [{m.strip().strip("()") for m in re.split(r"[|:]", layer)} for layer in layers]
 
 

@@ -45,7 +45,8 @@ def pillow(rng, head_sign, length):
 
 def cabinet(rng, w, d, h):
     body, front = matlib.wood(rng), matlib.wood(rng)
-    mats = [body, MaterialSpec("wood", matlib.shade(front.color_a, 1.2), matlib.shade(front.color_a, 0.7), front.scale, 0.45),
+    mats = [body, MaterialSpec("wood", matlib.shade(front.color_a, 1.2), matlib.shade(front.color_a, 0.7), front.scale,
+                               0.45),
             matlib.metal(rng)]
     parts = [box((0, 0, 0.04), (w - 0.04, d - 0.04, 0.08), slot=0, open_faces=("-z",)),
              box((0, 0, 0.08 + (h - 0.11) / 2), (w, d, h - 0.11), slot=0, open_faces=("-z",)),
@@ -171,7 +172,8 @@ def coffee_table(rng, w, d, h=0.42):
 
 def armchair(rng, w=0.82, d=0.82):
     fab = matlib.fabric(rng, "weave")
-    mats = [fab, MaterialSpec("fabric", matlib.shade(fab.color_a, 1.15), matlib.shade(fab.color_a, 0.6), 12.0, 0.9), matlib.wood(rng)]
+    mats = [fab, MaterialSpec("fabric", matlib.shade(fab.color_a, 1.15), matlib.shade(fab.color_a, 0.6), 12.0, 0.9),
+            matlib.wood(rng)]
     arm = 0.15
     parts = legs(w, d, 0.1, 0.045, 0.04, 2)
     parts.append(box((0, 0.02, 0.1 + 0.16), (w - 2 * arm, d - 0.04, 0.32), slot=0, open_faces=("-z",)))
