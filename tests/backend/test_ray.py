@@ -64,14 +64,20 @@ def test_three_clients_three_jobs_match_the_local_executor(cluster, servers, cli
     sent = {}
     for k in range(3):
         for i, c in enumerate(rcs):
-            files = scene_files(200 + 10 * i + k, n=2, steps=3, points=900_000 if (i, k) == (0, 0) else 2000)
+            ctl = dict(steps=3, points=900_000 if (i, k) == (0, 0) else 2000)
+            if (i, k) == (1, 1):  # previews (image + points) flow back from the node while it trains
+                ctl.update(step_s=0.6, preview=True, point_preview=300)
+            files = scene_files(200 + 10 * i + k, n=2, **ctl)
             seed = 7 * i + k
             job, seq = c.submit(files, preset="fast", overrides={"train": {"seed": seed}}, name=f"c{i}j{k}")
             sent[job] = (c, seq, files, seed)
     lc = clients(ls.endpoint, timeout=120)
     nodes = set()
+    previews = []
     for job, (c, seq, files, seed) in sent.items():
-        res = c.wait(job, seq, timeout=180)
+        res = c.wait(job, seq, timeout=180, on_progress=lambda m: previews.append(
+            (m.array(m.header["preview"]).shape if m.header.get("preview") else None,
+             m.points().n if m.header.get("points") else None)))
         assert res.done["summary"]["inputs"] == {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
         rec = c.status(job)
         assert rec["state"] == "done" and rec["node"] in ("127.0.0.2", "127.0.0.3")
@@ -82,6 +88,7 @@ def test_three_clients_three_jobs_match_the_local_executor(cluster, servers, cli
         assert tree_digests(rs.jobs_dir / job / "out") == tree_digests(ls.jobs_dir / ljob / "out")  # and in the store
         assert "ran on Ray node" in c.log(job) and "finished with done" in c.log(job)
     assert nodes == {"127.0.0.2", "127.0.0.3"}  # both nodes took jobs
+    assert any(img == (30, 40, 3) for img, _ in previews) and any(n == 300 for _, n in previews)
 
 
 def test_cancel_reaches_a_running_ray_task(cluster, servers, clients, tmp_path):
