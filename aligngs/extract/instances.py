@@ -7,9 +7,12 @@ depth-tested vote as the class labels, :func:`aligngs.extract.labeling.label_ver
 :func:`split_by_identity` then builds the usual :class:`~aligngs.extract.splits.ClassSplit` list (faces / points per
 class exactly as :func:`~aligngs.extract.splits.split_by_class` selects them) with instances from the identities:
 
-1. every object id gets ONE class: the majority class of the elements (sub-mesh vertices + points) carrying it;
-2. inside class c, an instance is an object id whose class is c with at least ``min_instance_points`` points or
-   ``min_instance_faces`` faces (a face counts for the object of its first vertex, as in ``split_by_class``);
+1. every object id gets ONE class: the majority class of the mesh vertices carrying it (of the points when there
+   is no mesh);
+2. inside class c, an instance is an object id whose class is c holding at least ``min_instance_faces`` faces and
+   ``min_share`` of the class's faces (a face counts for the object of its first vertex, as in ``split_by_class``);
+   without a mesh, points and ``min_instance_points`` decide instead. With a mesh, points take the instance of
+   their nearest vertex (mesh and points of one object stay together);
 3. the class's other elements (object ids of another class, too small, or unseen) join the instance of their
    nearest assigned element in 3-D, so hiding an instance hides the whole object and no fragment is left over;
 4. a class where no object id qualifies falls back to connected components (``split_by_class``'s rule).
@@ -110,6 +113,7 @@ def split_by_identity(
     min_instance_faces: int | None = None,
     instance_radius: float | None = None,
     face_rule: str = "majority",
+    min_share: float = 0.02,
 ) -> list[ClassSplit]:
     """Class splits whose instances come from per-vertex / per-point object ids (module docstring).
 
@@ -131,38 +135,35 @@ def split_by_identity(
                          f"{None if points_object is None else np.asarray(points_object).shape}")
     base = split_by_class(mesh, points, min_instance_points=min_instance_points,
                           min_instance_faces=min_instance_faces, instance_radius=instance_radius, face_rule=face_rule)
-    # one class per object id, over everything labelled
-    all_obj, all_cls = [], []
+    # one class per object id: over the mesh vertices when there is a mesh (their ids come from the depth-tested vote
+    # of rendered object maps), else over the points
     if mesh is not None:
-        all_obj.append(np.asarray(mesh_object, np.int64))
-        all_cls.append(np.asarray(mesh.vertex_attrs["class_id"], np.int64))
-    if points is not None:
-        all_obj.append(np.asarray(points_object, np.int64))
-        all_cls.append(points.class_id.astype(np.int64))
-    owner = object_classes(np.concatenate(all_obj), np.concatenate(all_cls)) if all_obj else {}
+        owner = object_classes(np.asarray(mesh_object, np.int64), np.asarray(mesh.vertex_attrs["class_id"], np.int64))
+    elif points is not None:
+        owner = object_classes(np.asarray(points_object, np.int64), points.class_id.astype(np.int64))
+    else:
+        owner = {}
 
     out = []
     for sp in base:
+        has_faces = sp.mesh is not None and sp.mesh.faces.shape[0] > 0
+        nv = 0 if sp.mesh is None else sp.mesh.vertices.shape[0]
         m_obj = None if sp.mesh is None else np.asarray(sp.mesh.vertex_attrs["object_id"], np.int64)
         p_obj = None
         if sp.points is not None:
             p_obj = np.asarray(points_object, np.int64)[points.class_id == sp.class_id]
-        nv = 0 if m_obj is None else len(m_obj)
-        obj = np.concatenate([a for a in (m_obj, p_obj) if a is not None]) if (m_obj is not None or p_obj is not None) \
-            else np.zeros(0, np.int64)
-        mine = _owned_by(obj, owner, sp.class_id)
-        cand = np.where(mine, obj, -1)
-        n_faces = {}
-        if m_obj is not None and sp.mesh.faces.shape[0]:
+        parts = [a for a in (m_obj, p_obj) if a is not None]
+        obj = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        cand = np.where(_owned_by(obj, owner, sp.class_id), obj, -1)
+        if has_faces:  # the mesh decides (what the artist sees); points follow their nearest vertex
+            cand[nv:] = -1
             fo = cand[:nv][sp.mesh.faces[:, 0]]
             u, c = np.unique(fo[fo >= 0], return_counts=True)
-            n_faces = dict(zip(u.tolist(), c.tolist()))
-        n_pts = {}
-        if p_obj is not None:
+            size, total, floor_ = dict(zip(u.tolist(), c.tolist())), sp.mesh.faces.shape[0], min_instance_faces
+        else:
             u, c = np.unique(cand[nv:][cand[nv:] >= 0], return_counts=True)
-            n_pts = dict(zip(u.tolist(), c.tolist()))
-        ids = sorted(set(n_faces) | set(n_pts))
-        kept = [o for o in ids if n_pts.get(o, 0) >= min_instance_points or n_faces.get(o, 0) >= min_instance_faces]
+            size, total, floor_ = dict(zip(u.tolist(), c.tolist())), max(len(cand) - nv, 1), min_instance_points
+        kept = [o for o in sorted(size) if size[o] >= floor_ and size[o] >= min_share * total]
         if not kept:
             # fallback: connected components (already computed by split_by_class)
             sp.instances = [ObjectInstance(i.id, i.n_points, i.n_faces, instance_name(sp.name, i.id), -1, "components")
@@ -178,15 +179,17 @@ def split_by_identity(
         lab = _fill_nearest(pos, lab)
         f_cnt = {o: 0 for o in kept}
         p_cnt = {o: 0 for o in kept}
-        if sp.mesh is not None and sp.mesh.faces.shape[0]:
+        if has_faces:
             u, c = np.unique(lab[:nv][sp.mesh.faces[:, 0]], return_counts=True)
             f_cnt.update(dict(zip(u.tolist(), c.tolist())))
         if sp.points is not None:
             u, c = np.unique(lab[nv:], return_counts=True)
             p_cnt.update(dict(zip(u.tolist(), c.tolist())))
         order = sorted(kept, key=lambda o: (-(f_cnt[o] + p_cnt[o]), o))
-        remap = {o: i for i, o in enumerate(order)}
-        inst = np.array([remap.get(int(o), -1) for o in lab], np.int32)
+        lut = np.full(max(kept) + 2, -1, np.int32)
+        for i, o in enumerate(order):
+            lut[o] = i
+        inst = lut[np.where(lab >= 0, lab, len(lut) - 1)]
         sp.instances = [ObjectInstance(i, int(p_cnt[o]), int(f_cnt[o]), instance_name(sp.name, i), int(o), "identity")
                         for i, o in enumerate(order)]
         if sp.mesh is not None:
