@@ -11,6 +11,7 @@ import torch
 from aligngs.config import DataConfig
 from aligngs.data.loaders import load_scene
 from aligngs.data.split import split_frames
+from aligngs.data.types import Camera
 from aligngs.train.virtual_views import (
     FreeSpace, MeshLabelTeacher, camera_neighbour_pairs, raycast_mesh, sample_virtual_cameras,
 )
@@ -114,3 +115,51 @@ def test_mesh_teacher_reproduces_provided_labels(room):
     t2 = MeshLabelTeacher(teacher.vertices, teacher.faces, np.zeros(len(teacher.vertices), int), None, degrade)
     s2, v2 = t2(f.camera)
     assert (s2.argmax(0)[v2] == 3).all() and seen["args"][1] is None
+
+
+def test_consistency_term_trains_semantics_only_and_caches_the_teacher():
+    from types import SimpleNamespace
+
+    from aligngs.model.gaussians import GaussianModel
+    from aligngs.train.virtual_views import VirtualViewConsistency
+
+    xs, ys = np.meshgrid(np.linspace(-0.5, 0.5, 16), np.linspace(-0.4, 0.4, 12), indexing="ij")
+    pts = np.c_[xs.ravel(), ys.ravel(), np.zeros(xs.size)].astype(np.float32)
+    model = GaussianModel.from_points(pts, np.full_like(pts, 0.5), sh_degree=0, init_opacity=0.9, semantic_dim=5)
+    with torch.no_grad():
+        model.params["scales"].fill_(np.log(0.04))
+    K = np.array([[40.0, 0, 15.5], [0, 40.0, 11.5], [0, 0, 1]])
+    cams = []
+    for dz in (-2.0, -3.0):  # one behind the other: the far camera sees the space around the near one
+        c2w = np.eye(4)
+        c2w[:3, 3] = [0.0, 0, dz]
+        cams.append(Camera(c2w, K, 32, 24))
+    calls = []
+
+    def teacher(cam, rgb):
+        calls.append(cam)
+        lab = np.where(np.arange(cam.width)[None].repeat(cam.height, 0) < cam.width // 2, 1, 3)
+        s = np.full((5, cam.height, cam.width), -5.0, np.float32)
+        np.put_along_axis(s, lab[None], 0.0, axis=0)
+        return s, np.ones(lab.shape, bool)
+
+    depths = [np.full((24, 32), 2.0, np.float32), np.full((24, 32), 3.0, np.float32)]
+    term = VirtualViewConsistency(cams, teacher, from_step=3, pool_size=3, sensor_depths=depths, seed=0,
+                                  sampler={"max_shift": 0.5, "max_rotation_deg": 3.0})
+    assert not term.active(2) and term.active(3)
+    opt = torch.optim.Adam([model.params["semantics"]], lr=0.1)
+    losses = []
+    for step in range(3, 15):
+        ctx = SimpleNamespace(step=step, model=model, gt=torch.zeros(1), cache={})
+        loss = term(ctx)
+        opt.zero_grad()
+        for p in model.params.values():
+            p.grad = None
+        loss.backward()
+        for k in ("means", "scales", "opacities", "quats"):
+            assert model.params[k].grad is None or float(model.params[k].grad.abs().sum()) == 0.0
+        assert float(model.params["semantics"].grad.abs().sum()) > 0
+        opt.step()
+        losses.append(float(loss))
+    assert len(term.pool) == 3 and len(calls) == 3  # the teacher ran once per virtual pose
+    assert losses[-1] < 0.5 * losses[0]
