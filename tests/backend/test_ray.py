@@ -135,6 +135,14 @@ def test_server_restart_with_ray_jobs_running_loses_no_finished_result(cluster, 
     rseq = c2.resubmit(slow)
     c2.take(lambda m: m.type == "progress" and m.job == slow and m.re == rseq and m.header["stage"] == "train", timeout=60)
     assert c2.cancel(slow, timeout=30)["record"]["state"] == "cancelled"
+    # a graceful stop (SIGTERM) ends running Ray jobs as interrupted, tells attached clients, and exits 0
+    seq = c2.resubmit(slow)
+    c2.take(lambda m: m.type == "progress" and m.job == slow and m.re == seq and m.header["stage"] == "train", timeout=60)
+    assert sp2.stop() == 0
+    with pytest.raises(JobFailed) as e:
+        c2.wait(slow, seq, timeout=10)
+    assert e.value.code == "job_interrupted"
+    wait_for(lambda: not job_processes(slow), timeout=30, what="the interrupted Ray task to end")
 
 
 def test_a_killed_node_fails_its_job_with_the_reason_and_others_finish(cluster, servers, clients, tmp_path):
