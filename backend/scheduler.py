@@ -210,6 +210,10 @@ class Scheduler:
             run.slot.node = rec.node
             self.store.save(rec)
             return
+        if h.get("kind") == "log" and len(frames) == 2:  # a remote worker's log lines (Ray executor)
+            with open(self.store.log_path(job), "ab") as f:
+                f.write(frames[1].buffer)
+            return
         if h.get("kind") != "progress" or not isinstance(h.get("progress"), dict):
             return
         body = json_safe(h["progress"])

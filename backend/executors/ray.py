@@ -12,7 +12,8 @@ only decides *where* a job runs. Per job:
   message carrying the job's one-time token; the first message names the node and device (``record.node``);
 - **results** come back as the task's return value (the output folder's files as bytes) and are written into the
   server's job store (``out/``, ``job.log``, then ``outcome.json`` last), so ``fetch``, ``status``, re-attach and
-  restart recovery work exactly as with local workers;
+  restart recovery work exactly as with local workers; the job's log lines come over the same PUSH channel about
+  once a second while it runs (``{"kind": "log"}``), so ``log`` shows a running job's log too;
 - **cancel** is ``ray.cancel`` (the task asks the worker to stop, terminates it after the grace period); if the
   task has not ended after the grace period the server forces it (``ray.cancel(force=True)``);
 - **a dead node or worker** makes ``ray.get`` raise; the job ends ``failed`` / ``worker_died`` with Ray's reason,
@@ -192,9 +193,9 @@ class RayExecutor(Executor):
             tmp.write_bytes(data)
             os.replace(tmp, target)
         with open(spec["log_path"], "ab") as f:
+            f.write(res.get("log") or b"")
             f.write(f"--- ran on Ray node {res.get('node')} ({res.get('device')}), "
                     f"{float(res.get('seconds') or 0):.1f} s ---\n".encode())
-            f.write(res.get("log") or b"")
         if res.get("outcome") is not None:
             outcome = Path(spec["outcome_path"])
             tmp = outcome.with_name(outcome.name + ".part")

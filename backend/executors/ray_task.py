@@ -24,6 +24,48 @@ from pathlib import Path, PurePosixPath
 POLL_S = 0.05
 KILL_GRACE_S = 3.0
 MAX_OUTPUT_FILES = 10_000
+LOG_EVERY_S = 1.0
+LOG_CHUNK = 256 << 10
+
+
+class LogForwarder:
+    """Sends what the worker appends to its log to the server (``{"kind": "log"}`` + the bytes) about once a
+    second, so the ``log`` request shows a running Ray job's log as it does a local one's."""
+
+    def __init__(self, spec: dict, path: Path):
+        import zmq
+
+        self.zmq, self.path, self.offset, self.last = zmq, path, 0, 0.0
+        self.job, self.token = spec["job"], spec["token"]
+        self.ctx = zmq.Context()
+        self.push = self.ctx.socket(zmq.PUSH)
+        self.push.setsockopt(zmq.SNDHWM, 100)
+        self.push.setsockopt(zmq.LINGER, 2000)
+        self.push.connect(spec["endpoint"])
+
+    def pump(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < LOG_EVERY_S:
+            return
+        self.last = now
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read(LOG_CHUNK)
+        except OSError:
+            return
+        if not data:
+            return
+        header = json.dumps({"kind": "log", "job": self.job, "token": self.token, "offset": self.offset}).encode()
+        try:
+            self.push.send_multipart([header, data], flags=self.zmq.NOBLOCK)
+            self.offset += len(data)
+        except self.zmq.ZMQError:
+            pass  # the server is busy: the rest comes with the task's return value
+
+    def close(self) -> None:
+        self.push.close()
+        self.ctx.term()
 
 
 def _safe_rel(rel: str) -> PurePosixPath:
@@ -74,7 +116,8 @@ def _stop_child(proc: subprocess.Popen, cancel_file: Path, grace: float) -> None
 
 def run_job_on_node(spec: dict, inputs: dict[str, bytes], grace: float) -> dict:
     """Run one job here; returns ``{node, device, exit_code, cancelled, outcome, log, files, seconds}`` (bytes for
-    ``outcome`` (None when the worker wrote none), ``log`` and every file of the job's output folder)."""
+    ``outcome`` (None when the worker wrote none), ``log`` (the part not already forwarded while it ran) and every
+    file of the job's output folder)."""
     import ray
 
     t0 = time.time()
@@ -97,9 +140,11 @@ def run_job_on_node(spec: dict, inputs: dict[str, bytes], grace: float) -> dict:
             proc = subprocess.Popen([sys.executable, "-m", "backend.worker", str(spec_path)], stdin=subprocess.PIPE,
                                     stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
         cancelled = False
+        logs = LogForwarder(spec, tmp / "job.log")
         try:
             while proc.poll() is None:
                 time.sleep(POLL_S)
+                logs.pump()
         except KeyboardInterrupt:  # ray.cancel(): ask the job to stop, then make it
             cancelled = True
             _stop_child(proc, tmp / "cancel", grace)
@@ -109,14 +154,16 @@ def run_job_on_node(spec: dict, inputs: dict[str, bytes], grace: float) -> dict:
                 proc.wait(KILL_GRACE_S)
             if proc.stdin is not None:
                 proc.stdin.close()
+            logs.close()
         outcome_path = tmp / "outcome.json"
+        log_bytes = (tmp / "job.log").read_bytes() if (tmp / "job.log").is_file() else b""
         return {
             "node": node,
             "device": device,
             "exit_code": proc.returncode,
             "cancelled": cancelled,
             "outcome": outcome_path.read_bytes() if outcome_path.is_file() else None,
-            "log": (tmp / "job.log").read_bytes() if (tmp / "job.log").is_file() else b"",
+            "log": log_bytes[logs.offset:],  # what the forwarder has not sent yet
             "files": read_tree(out_dir),
             "seconds": time.time() - t0,
         }

@@ -97,6 +97,7 @@ def test_cancel_reaches_a_running_ray_task(cluster, servers, clients, tmp_path):
     job, seq = c.submit(scene_files(40, steps=2000, step_s=0.05), preset="fast")
     c.take(lambda m: m.type == "progress" and m.job == job and m.header["stage"] == "train", timeout=60)
     assert job_processes(job)
+    wait_for(lambda: f"job {job}: running" in c.log(job), timeout=15, what="the running job's log from its node")
     t0 = time.monotonic()
     assert c.cancel(job, timeout=30)["record"]["state"] == "cancelled"
     assert time.monotonic() - t0 < 10
