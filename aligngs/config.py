@@ -97,6 +97,9 @@ class DensifyConfig:
     reset_every: int = 3000
     prune_too_big_screen_px: float = 20.0  # after the first opacity reset (refine_scale2d_stop_iter)
     max_gaussians: int | None = None  # safety cap for CPU runs (None = unbounded)
+    # Not scaled with the run length (absolute iterations): no opacity reset when fewer iterations than this remain
+    # (a reset to 0.01 needs on the order of 100-200 Adam steps at lr 0.05 to recover; the reference leaves 1,000).
+    reset_min_remaining: int = 200
 
 
 @dataclass
@@ -135,6 +138,11 @@ class TrainConfig:
     """Section 5: the schedule."""
 
     iterations: int = 7000
+    # The step fields (sh_degree_interval, lr.means_decay_steps, densify.refine_*/reset_every, loss.*_from_iter) are
+    # written for a run of this many iterations and scale with ``iterations`` (gsplat's ``adjust_steps``), so any
+    # iteration count keeps the reference's shape; constructing a config resolves them (``scale_schedule``) and sets
+    # this to ``iterations``. None = the steps are absolute.
+    schedule_iterations: int | None = 7000
     seed: int = 22
     sh_degree: int = 3
     sh_degree_interval: int = 1000
@@ -147,6 +155,9 @@ class TrainConfig:
     densify: DensifyConfig = field(default_factory=DensifyConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     semantics: SemanticConfig = field(default_factory=SemanticConfig)
+
+    def __post_init__(self) -> None:
+        scale_schedule(self)
 
 
 @dataclass
@@ -220,26 +231,102 @@ def _coerce(value, default, where: str):
     return value
 
 
+# Step fields that scale with the iteration count (see TrainConfig.schedule_iterations): (sub-config, field, minimum).
+SCHEDULE_FIELDS: tuple[tuple[str | None, str, int], ...] = (
+    (None, "sh_degree_interval", 1),
+    ("lr", "means_decay_steps", 1),
+    ("densify", "refine_start_iter", 0),
+    ("densify", "refine_stop_iter", 0),
+    ("densify", "refine_every", 10),  # statistics over at least 10 views per refinement, however short the run
+    ("densify", "reset_every", 1),
+    ("loss", "depth_from_iter", 0),
+    ("loss", "normal_from_iter", 0),
+)
+
+
+def scale_schedule(train: TrainConfig) -> TrainConfig:
+    """Rescale ``train``'s step fields from ``schedule_iterations`` to ``iterations`` in place (sub-configs are
+    replaced, never mutated, so shared ones stay intact) and set ``schedule_iterations = iterations``. Idempotent:
+    a resolved config (``schedule_iterations == iterations``) is left as it is, so configs round-trip through
+    ``to_dict`` / ``from_dict``. Returns ``train``."""
+    ref, its = train.schedule_iterations, train.iterations
+    if ref is None or ref == its:
+        return train
+    if not isinstance(ref, int) or isinstance(ref, bool) or ref <= 0:
+        raise ValueError(f"config.train.schedule_iterations: expected a positive integer or null, got {ref!r}")
+    if not isinstance(its, int) or isinstance(its, bool) or its <= 0:
+        raise ValueError(f"config.train.iterations: expected a positive integer, got {its!r}")
+    f = its / ref
+    subs: dict[str, dict[str, int]] = {}
+    for sub, name, lo in SCHEDULE_FIELDS:
+        obj = train if sub is None else getattr(train, sub)
+        v = max(lo, int(round(getattr(obj, name) * f)))
+        if sub is None:
+            setattr(train, name, v)
+        else:
+            subs.setdefault(sub, {})[name] = v
+    for sub, vals in subs.items():
+        setattr(train, sub, dataclasses.replace(getattr(train, sub), **vals))
+    train.schedule_iterations = its
+    return train
+
+
 PRESETS: dict[str, dict[str, Any]] = {
-    # Fast: CPU-friendly preview (minutes on 2 cores): fewer initial points, the compact 16-d semantic variant, and
-    # the depth / normal terms switched on at the reference's share of the schedule (1500 of 7000 iterations).
-    # Balanced: a few thousand steps, same share. Paper: the reference schedule.
+    # Every preset keeps the reference's schedule SHAPE: the step fields stay at their 7,000-iteration values and
+    # scale with ``iterations`` (TrainConfig.schedule_iterations), so SH growth (every 1/7 of the run), refinement
+    # (from 1/14 of the run, every 1/70, through the end), opacity reset (every 3/7), the position-LR horizon
+    # (30/7 runs) and the depth / normal switch-on (3/14 of the run) land at the same share of any run length.
+    # Paper: the reference (7,000 iterations, native resolution, 100k initial points, 150-d semantics).
+    # Balanced: 3,000 iterations at 320 px.
+    # Fast (CPU-sized): what still differs from the reference besides the length (600 iterations) and 160 px:
+    #   - SH degree 1 instead of 3 (4 instead of 16 colour coefficients per Gaussian: a quarter of the colour
+    #     parameters; view-dependent colour is coarser);
+    #   - at most 60,000 initial points instead of 100,000;
+    #   - the compact semantic variant (16 rendered channels + a 1x1 decoder to 150 classes, trained at
+    #     lr.compact_semantics) instead of the 150-d vector per Gaussian;
+    #   - growth stops at 60,000 Gaussians (densify.max_gaussians; pruning and resets continue).
     "fast": {"data": {"resolution": 160},
              "train": {"iterations": 600, "sh_degree": 1, "max_init_points": 60_000,
-                       "densify": {"refine_start_iter": 200, "max_gaussians": 60_000},
-                       "loss": {"depth_from_iter": 130, "normal_from_iter": 130},
+                       "densify": {"max_gaussians": 60_000},
                        "semantics": {"compact_dim": 16}}},
     "balanced": {"data": {"resolution": 320},
-                 "train": {"iterations": 3000, "loss": {"depth_from_iter": 650, "normal_from_iter": 650}}},
+                 "train": {"iterations": 3000}},
     "paper": {},
 }
 
+# ``auto`` (the CLI's default) is not a set of values but a choice by device: ``balanced`` on CUDA, the CPU-sized
+# ``fast`` preset on a CPU (see ``resolve_preset``).
+AUTO_PRESETS: dict[str, str] = {"cuda": "balanced", "cpu": "fast"}
+DEFAULT_PRESET = "auto"
+
+
+def preset_names() -> list[str]:
+    """Every name ``preset`` accepts: the concrete presets and ``auto``."""
+    return [*PRESETS, "auto"]
+
+
+def resolve_preset(name: str, device: str = "auto") -> str:
+    """The concrete preset ``name`` stands for: ``auto`` -> ``AUTO_PRESETS`` by ``device`` ("auto" asks torch
+    whether CUDA is available; "cuda"/"cuda:N" -> the CUDA choice; anything else -> the CPU one)."""
+    if name != "auto":
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")
+        return name
+    dev = device or "auto"
+    if dev == "auto":
+        import torch  # only here: the rest of this module stays importable without torch
+
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    return AUTO_PRESETS["cuda" if str(dev).startswith("cuda") else "cpu"]
+
 
 def preset(name: str, overrides: dict[str, Any] | None = None) -> PipelineConfig:
-    """A preset merged with overrides (nested dicts merge key by key)."""
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r} (known: {', '.join(PRESETS)})")
-    return PipelineConfig.from_dict(deep_merge(PRESETS[name], overrides or {}))
+    """A preset merged with overrides (nested dicts merge key by key). ``auto`` picks by the device the overrides
+    ask for (``train.device``, default auto)."""
+    overrides = overrides or {}
+    device = (overrides.get("train") or {}).get("device", "auto") if isinstance(overrides.get("train"), dict) else "auto"
+    name = resolve_preset(name, device)
+    return PipelineConfig.from_dict(deep_merge(PRESETS[name], overrides))
 
 
 def deep_merge(a: dict, b: dict) -> dict:

@@ -4,8 +4,9 @@ gsplat 1.5.3's ``DefaultStrategy.step_post_backward`` guards the opacity reset w
 ``step % self.reset_every == 0 & step > 0``, which Python parses as the chained comparison
 ``(step % reset_every == (0 & step)) and ((0 & step) > 0)`` -- always false, so opacities are never reset.
 The 3DGS/PGSR reference resets every 3,000 steps; ``ReferenceStrategy`` restores that. It also implements the
-reference's screen-size prune (radius > 20 px after the first reset) in pixels, and an optional cap on the
-number of Gaussians for CPU runs (growth stops at the cap; pruning continues).
+reference's screen-size prune (radius > 20 px after the first reset) in pixels, skips an opacity reset that would
+leave fewer than ``reset_min_remaining`` iterations to recover from it (scaled schedules of short runs), and has an
+optional cap on the number of Gaussians (growth stops at the cap; pruning continues).
 """
 from __future__ import annotations
 
@@ -23,10 +24,14 @@ from ..config import DensifyConfig
 class ReferenceStrategy(DefaultStrategy):
     prune_screen_px: float = 20.0
     max_gaussians: int | None = None
+    iterations: int | None = None  # the run's length: no opacity reset in its last ``reset_min_remaining`` steps
+    reset_min_remaining: int = 0
 
     @classmethod
-    def from_config(cls, cfg: DensifyConfig) -> "ReferenceStrategy":
+    def from_config(cls, cfg: DensifyConfig, iterations: int | None = None) -> "ReferenceStrategy":
         return cls(
+            iterations=iterations,
+            reset_min_remaining=cfg.reset_min_remaining,
             prune_opa=cfg.prune_opa,
             grow_grad2d=cfg.grow_grad2d,
             refine_start_iter=cfg.refine_start_iter,
@@ -53,8 +58,11 @@ class ReferenceStrategy(DefaultStrategy):
             state["grad2d"].zero_()
             state["count"].zero_()
             state["radii"].zero_()
-        if step > 0 and step % self.reset_every == 0:
+        if step > 0 and step % self.reset_every == 0 and self._reset_allowed(step):
             reset_opa(params=params, optimizers=optimizers, state=state, value=self.prune_opa * 2.0)
+
+    def _reset_allowed(self, step: int) -> bool:
+        return self.iterations is None or self.iterations - step >= self.reset_min_remaining
 
     @torch.no_grad()
     def _prune_gs(self, params, optimizers, state, step: int) -> int:

@@ -10,6 +10,7 @@ Loss terms are objects with ``name``, ``needs`` (subset of {"normals", "semantic
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import TrainConfig
+from ..config import TrainConfig, scale_schedule
 from ..data.types import Frame
 from ..metrics.image import ssim
 from ..model.gaussians import GaussianModel
@@ -107,6 +108,8 @@ class Trainer:
         for f in frames:
             if f.camera is None or f.image is None:
                 raise ValueError(f"training frame {f.name!r} has no camera or no image")
+        # a config whose ``iterations`` changed after it was built gets its schedule rescaled here (a copy)
+        cfg = scale_schedule(dataclasses.replace(cfg)) if cfg.schedule_iterations not in (None, cfg.iterations) else cfg
         self.model, self.cfg, self.extent = model, cfg, float(extent)
         self.device = model.device
         self.frames = list(frames)
@@ -118,7 +121,7 @@ class Trainer:
         self.views = [ViewTensors.of(f.camera, self.device) for f in self.frames]
         self.images = [torch.from_numpy(np.ascontiguousarray(f.image)).float().to(self.device) for f in self.frames]
         self.background = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
-        self.strategy = ReferenceStrategy.from_config(cfg.densify)
+        self.strategy = ReferenceStrategy.from_config(cfg.densify, iterations=cfg.iterations)
         self.strategy_state = self.strategy.initialize_state(scene_scale=self.extent)
         # the compact semantic variant (features + decoder) has its own rate; the 150-d vector keeps the reference's
         self.semantic_lr = cfg.lr.compact_semantics if cfg.semantics.compact_dim else cfg.lr.semantics
@@ -217,6 +220,7 @@ class Trainer:
             "extra": [m.state_dict() for m in self.extra_modules],
             "extra_optimizer": self.extra_optimizer.state_dict() if self.extra_optimizer is not None else {},
             "rng": self.rng.bit_generator.state,  # the whole state (PCG64: state, inc and the buffered uint32)
+            "torch_rng": torch.get_rng_state(),  # densification's split samples from torch's global generator
             "view_stack": torch.tensor(self.view_stack, dtype=torch.int64),
         }
         tmp = path.with_suffix(path.suffix + ".tmp")
@@ -237,6 +241,8 @@ class Trainer:
         if self.extra_optimizer is not None and state.get("extra_optimizer"):
             self.extra_optimizer.load_state_dict(state["extra_optimizer"])
         self.view_stack = [int(v) for v in state.get("view_stack", torch.zeros(0, dtype=torch.int64)).tolist()]
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"].cpu())
         rng = state["rng"]
         # older checkpoints kept only the inner state dict
         self.rng.bit_generator.state = rng if "bit_generator" in rng else {**self.rng.bit_generator.state, "state": rng}
