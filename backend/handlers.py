@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from .jobs import JobRecord
-from .protocol import DTYPES, FINAL_STATES, JOB_STATES, PROTOCOL_VERSION, ProtocolError, get_field, get_job_id, json_safe
+from .protocol import (DTYPES, FINAL_STATES, JOB_STATES, PROTOCOL_VERSION, ProtocolError, get_field, get_job_id,
+                       json_safe)
 from .handlers_submit import handle_submit, parts_filter
 
 if TYPE_CHECKING:
@@ -76,8 +77,8 @@ def handle_list(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> None
     if states is not None:
         unknown = [s for s in states if s not in JOB_STATES]
         if unknown:
-            raise ProtocolError("malformed", f"field 'state': unknown job state {unknown[0][:40]!r} (states: {', '.join(JOB_STATES)})",
-                                field="state")
+            raise ProtocolError("malformed", f"field 'state': unknown job state {unknown[0][:40]!r} "
+                                f"(states: {', '.join(JOB_STATES)})", field="state")
     recs = [srv.sched.public(r) for r in srv.sched.jobs.values() if states is None or r.state in states]
     recs.sort(key=lambda r: (r["created"], r["job"]))
     srv.reply(ident, "jobs", seq, jobs=recs)
@@ -150,8 +151,8 @@ def handle_unsubscribe(srv: "Server", ident: bytes, seq: int, h: dict, payload) 
 def handle_resubmit(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> None:
     rec = job_of(srv, h)
     if rec.state not in ("failed", "cancelled", "interrupted"):
-        raise ProtocolError("invalid_state", f"job {rec.job} is {rec.state}; only failed, cancelled or interrupted jobs can be resubmitted",
-                            job=rec.job, state=rec.state)
+        raise ProtocolError("invalid_state", f"job {rec.job} is {rec.state}; only failed, cancelled or interrupted "
+                            "jobs can be resubmitted", job=rec.job, state=rec.state)
     if srv.sched.queued_count() >= srv.limits.max_queue:
         raise ProtocolError("queue_full", f"the queue is full (limit {srv.limits.max_queue}); try later")
     srv.sched.requeue(rec)
@@ -165,7 +166,8 @@ def handle_resubmit(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> 
 def handle_delete(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> None:
     rec = job_of(srv, h)
     if rec.state not in FINAL_STATES:
-        raise ProtocolError("invalid_state", f"job {rec.job} is {rec.state}; cancel it first", job=rec.job, state=rec.state)
+        raise ProtocolError("invalid_state", f"job {rec.job} is {rec.state}; cancel it first", job=rec.job,
+                            state=rec.state)
     srv.sched.delete(rec)
     srv.attached.pop(rec.job, None)
     log.info("job %s: deleted", rec.job)
@@ -217,5 +219,6 @@ def known_models() -> list[dict]:
 def hf_cache_dir() -> Path:
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    home = os.environ.get("HF_HOME") or os.path.join(cache, "huggingface")
     return Path(home) / "hub"

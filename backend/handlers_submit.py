@@ -27,8 +27,8 @@ def parts_filter(h: dict) -> list[str] | None:
     if parts is None:
         return None
     if not parts or len(parts) > MAX_PARTS_ENTRIES or not all(isinstance(n, str) and 0 < len(n) <= 255 for n in parts):
-        raise ProtocolError("malformed", f"field 'parts' must be a non-empty list of at most {MAX_PARTS_ENTRIES} part names or kinds",
-                            field="parts")
+        raise ProtocolError("malformed", f"field 'parts' must be a non-empty list of at most {MAX_PARTS_ENTRIES} "
+                            "part names or kinds", field="parts")
     return list(parts)
 
 
@@ -53,11 +53,13 @@ def handle_submit(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> No
         if payload:
             raise ProtocolError("bad_frames", f"a server_path submit takes no binary frames, got {len(payload)}")
         if not limits.server_paths:
-            raise ProtocolError("server_paths_disabled", "this server does not accept server-side folders (--allow-server-paths)",
+            raise ProtocolError("server_paths_disabled",
+                                "this server does not accept server-side folders (--allow-server-paths)",
                                 field="server_path")
         p = Path(server_path)
         if not p.is_absolute() or not p.is_dir():
-            raise ProtocolError("invalid_path", f"server_path {server_path[:200]!r} is not an absolute path to a folder", field="server_path")
+            raise ProtocolError("invalid_path", f"server_path {server_path[:200]!r} is not an absolute path to a "
+                                "folder", field="server_path")
         stored: list[tuple[str, Any]] = []
         n_inputs = count_files(p)
     else:
@@ -81,8 +83,8 @@ def handle_submit(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> No
     srv.sched.add(rec)
     if attach:
         srv.attach(rec.job, ident, seq)
-    log.info("job %s: queued '%s' (%d input files, %s) from %s", rec.job, name, n_inputs,
-             f"preset {h.get('preset') or DEFAULT_PRESET}" if h.get("config") is None else "explicit config", ident.hex()[:12])
+    how = f"preset {h.get('preset') or DEFAULT_PRESET}" if h.get("config") is None else "explicit config"
+    log.info("job %s: queued '%s' (%d input files, %s) from %s", rec.job, name, n_inputs, how, ident.hex()[:12])
     srv.sched.schedule()
     srv.reply(ident, "accepted", seq, job=rec.job, state=rec.state, position=srv.sched.position(rec.job),
               files=[s for s, _ in stored], record=srv.sched.public(rec))
@@ -94,7 +96,8 @@ def check_files(srv: "Server", files: list, payload: list) -> list[tuple[str, An
     if len(files) > lim.max_files:
         raise ProtocolError("too_large", f"{len(files)} files, limit {lim.max_files}", field="files")
     if len(files) != len(payload):
-        raise ProtocolError("bad_frames", f"'files' lists {len(files)} files but the message has {len(payload)} binary frames", field="files")
+        raise ProtocolError("bad_frames", f"'files' lists {len(files)} files but the message has {len(payload)} "
+                            "binary frames", field="files")
     used: set[int] = set()
     names: set[str] = set()
     out = []
@@ -104,12 +107,15 @@ def check_files(srv: "Server", files: list, payload: list) -> list[tuple[str, An
             raise ProtocolError("malformed", f"{where} must be an object {{name, frame, nbytes}}", field=where)
         frame_i = entry.get("frame")
         nbytes = entry.get("nbytes")
-        if not isinstance(frame_i, int) or isinstance(frame_i, bool) or not 1 <= frame_i <= len(payload) or frame_i in used:
-            raise ProtocolError("bad_frames", f"{where}.frame {frame_i!r}: each of frames 1..{len(payload)} must be used once", field=f"{where}.frame")
+        if (not isinstance(frame_i, int) or isinstance(frame_i, bool) or not 1 <= frame_i <= len(payload)
+                or frame_i in used):
+            raise ProtocolError("bad_frames", f"{where}.frame {frame_i!r}: each of frames 1..{len(payload)} must be "
+                                "used once", field=f"{where}.frame")
         used.add(frame_i)
         frame = payload[frame_i - 1]
         if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes != len(frame):
-            raise ProtocolError("bad_frames", f"{where}.nbytes {nbytes!r} != frame {frame_i} length {len(frame)}", field=f"{where}.nbytes")
+            raise ProtocolError("bad_frames", f"{where}.nbytes {nbytes!r} != frame {frame_i} length {len(frame)}",
+                                field=f"{where}.nbytes")
         if nbytes > lim.max_file_bytes:
             raise ProtocolError("too_large", f"{where}: {nbytes} bytes, limit {lim.max_file_bytes}", field=where)
         stored = sanitize_name(entry.get("name"), f"{where}.name")

@@ -32,7 +32,8 @@ INTERRUPTED = {"code": "job_interrupted", "message": "the server stopped while t
 
 
 class Events(Protocol):
-    def job_progress(self, job: str, body: dict, preview: dict | None, frames: list, points: dict | None = None) -> None: ...
+    def job_progress(self, job: str, body: dict, preview: dict | None, frames: list,
+                     points: dict | None = None) -> None: ...
 
     def job_ended(self, rec: JobRecord) -> None: ...
 

@@ -266,7 +266,8 @@ class Server:
 
     # ------------------------------------------------------------------------------------------ scheduler events
 
-    def job_progress(self, job: str, body: dict, preview: dict | None, frames: list, points: dict | None = None) -> None:
+    def job_progress(self, job: str, body: dict, preview: dict | None, frames: list,
+                     points: dict | None = None) -> None:
         self.push(job, "progress", frames, **body, preview=preview, points=points)
 
     def job_ended(self, rec: JobRecord) -> None:
@@ -288,8 +289,9 @@ class Server:
             if rec.state == "cancelled":
                 self.reply(ident, "cancelled", seq, job=job, record=public)
             else:
-                self.error(ident, seq, ProtocolError("invalid_state", f"job {job} ended as {rec.state} before the cancel took effect",
-                                                     state=rec.state), job)
+                err = ProtocolError("invalid_state", f"job {job} ended as {rec.state} before the cancel took effect",
+                                    state=rec.state)
+                self.error(ident, seq, err, job)
 
     # ------------------------------------------------------------------------------------------ receiving
 
@@ -337,10 +339,12 @@ class Server:
             self.error(ident, re_, e, job)
         except Exception as e:  # a bug must not take the server down
             log.exception("client %s: request failed", ident.hex()[:12])
-            self.error(ident, re_, ProtocolError("internal", f"internal error: {type(e).__name__}: {str(e)[:300]}"), job)
+            err = ProtocolError("internal", f"internal error: {type(e).__name__}: {str(e)[:300]}")
+            self.error(ident, re_, err, job)
 
 
-def run_server(config: ServerConfig, *, install_signals: bool = True, on_started: Callable[[Server], None] | None = None) -> int:
+def run_server(config: ServerConfig, *, install_signals: bool = True,
+               on_started: Callable[[Server], None] | None = None) -> int:
     """Start, serve until SIGINT/SIGTERM (or ``stop()``), close. Returns a process exit code."""
     server = Server(config)
     server.start()

@@ -205,8 +205,9 @@ def _run_and_report(spec: dict, should_cancel: Callable[[], bool]) -> None:
     sender = ProgressSender(push, job, spec["token"])
     if spec.get("node"):  # on a cluster node: tell the server where the job runs
         try:
-            push.send_multipart([encode_header({"kind": "started", "job": job, "token": spec["token"], "node": spec["node"],
-                                                "device": spec.get("node_device")})], flags=zmq.NOBLOCK)
+            hello = {"kind": "started", "job": job, "token": spec["token"], "node": spec["node"],
+                     "device": spec.get("node_device")}
+            push.send_multipart([encode_header(hello)], flags=zmq.NOBLOCK)
         except zmq.ZMQError:
             pass
     t0 = time.time()
@@ -215,7 +216,8 @@ def _run_and_report(spec: dict, should_cancel: Callable[[], bool]) -> None:
     write_json_atomic(Path(spec["outcome_path"]), json_safe(outcome))
     log.info("job %s: finished with %s in %.1f s", job, outcome["status"], outcome["seconds"])
     try:
-        push.send_multipart([encode_header({"kind": "exit", "job": job, "token": spec["token"], "status": outcome["status"]})], flags=zmq.NOBLOCK)
+        bye = {"kind": "exit", "job": job, "token": spec["token"], "status": outcome["status"]}
+        push.send_multipart([encode_header(bye)], flags=zmq.NOBLOCK)
     except zmq.ZMQError:
         pass
     push.close()
