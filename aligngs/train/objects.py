@@ -107,8 +107,8 @@ class IdentityGrouping:
                 logits = self.classifier(detached_channels(ctx, "identities"))
                 loss = loss + self.weight * identity_ce(logits, target)
         if self.reg3d_weight > 0 and self.reg3d_every > 0 and ctx.step % self.reg3d_every == 0:
-            if self._gen is None:
-                self._gen = torch.Generator().manual_seed(int(self.seed))
+            # the sample depends only on (seed, step): a resumed run draws what an uninterrupted one would
+            self._gen = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + int(ctx.step))
             probs = torch.softmax(self.classifier.classify(ctx.model.params["identities"]), dim=-1)
             loss = loss + self.reg3d_weight * identity_knn_kl(
                 ctx.model.params["means"], probs, self.reg3d_k, self.reg3d_sample, self.reg3d_max_points, self._gen)

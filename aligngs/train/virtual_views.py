@@ -27,7 +27,8 @@ Inputs with provided labels have no network to run; for the synthetic rooms :cla
 ground-truth-labelled scene (``gt_mesh.ply``: per-vertex class and instance) at the virtual camera by ray casting and
 passes the labels through the same simulated-teacher function the training views went through
 (:func:`aligngs.priors.simulate.simulate_teacher_labels` with the run's plan), so the term is testable offline.
-Each pose is labelled once per run (the first time it is used) and cached in memory.
+Each pose is labelled once per run (the first time it is used) and cached in memory; the pool is used in a
+shuffled order per pass that depends only on the seed and the pass.
 
 **Term** (:class:`VirtualViewConsistency`): from ``from_step`` on, every ``every`` steps, one pose of the pool (in a
 seeded shuffled order): KL(teacher || rendered) x ``kl_weight`` + CE(rendered, teacher argmax) x ``ce_weight`` on
@@ -277,7 +278,6 @@ class VirtualViewConsistency:
     needs: frozenset = frozenset()
     pool: list = field(default_factory=list, repr=False)
     _cache: dict = field(default_factory=dict, repr=False)
-    _order: list = field(default_factory=list, repr=False)
     _rng: Any = field(default=None, repr=False)
 
     def active(self, step: int) -> bool:
@@ -301,10 +301,13 @@ class VirtualViewConsistency:
         self.pool = sample_virtual_cameras(self.cameras, n, self._rng, free_space=fs, **self.sampler)
         log.info("virtual views: %d poses drawn", len(self.pool))
 
-    def _next_index(self) -> int:
-        if not self._order:
-            self._order = list(self._rng.permutation(len(self.pool)))
-        return int(self._order.pop())
+    def _index_at(self, step: int) -> int:
+        """The pose used at ``step``: the pool in a shuffled order per pass, decided by (seed, pass) only, so a
+        resumed run uses the poses an uninterrupted one would (given the same pool)."""
+        n = len(self.pool)
+        k = (step - self.from_step) // max(self.every, 1)
+        order = np.random.default_rng([int(self.seed), k // n]).permutation(n)
+        return int(order[k % n])
 
     def __call__(self, ctx) -> torch.Tensor:
         from .losses import semantic_ce, semantic_kl
@@ -315,7 +318,7 @@ class VirtualViewConsistency:
             self._draw_pool(model)
         if not self.pool:
             return ctx.gt.new_zeros(())
-        k = self._next_index()
+        k = self._index_at(ctx.step)
         cam = self.pool[k]
         view = ViewTensors.of(cam, model.device)
         with torch.no_grad():
