@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,7 @@ class RayExecutor(Executor):
                               "ignore_reinit_error": True}
         if progress_host:
             kw["_node_ip_address"] = progress_host
+        _check_reachable(address)
         try:
             if address == "local":
                 ray.init(include_dashboard=False, **kw)
@@ -234,6 +236,18 @@ class RayExecutor(Executor):
             self.ray.shutdown()
         except Exception:
             pass
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast when a ``HOST:PORT`` head address does not answer (``ray.init`` would retry for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "://" in address:
+        return  # "auto", "local", "ray://..." : left to Ray
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ExecutorError(f"cannot reach the Ray head at {address}: {e} (is `ray start --head` running there, "
+                            "and is the port open from this machine?)") from e
 
 
 def _first_line(e: BaseException) -> str:

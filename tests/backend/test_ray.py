@@ -175,3 +175,11 @@ def test_executor_ray_without_ray_names_the_extra(tmp_path):
                           "--jobs-dir", str(tmp_path / "jobs")], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "cluster" in out.stderr and "pip install" in out.stderr
+
+
+def test_an_unreachable_head_fails_fast_and_leaves_nothing(tmp_path):
+    out = subprocess.run([PY, "-m", "backend.serve", "--executor", "ray", "--ray-address", "127.0.0.9:9",
+                          "--ray-progress-host", "127.0.0.9", "--bind", "tcp://127.0.0.1:*", "--jobs-dir",
+                          str(tmp_path / "jobs")], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "cannot reach the Ray head at 127.0.0.9:9" in out.stderr
+    assert not (tmp_path / "jobs").exists()
