@@ -172,3 +172,15 @@ def test_tree_helpers_round_trip_and_refuse_escapes(tmp_path):
             write_tree(tmp_path / "out", {bad: b"x"})
     assert not (tmp_path / "x").exists()
     assert read_tree(tmp_path / "missing") == {}
+
+
+def test_the_local_executor_never_imports_ray():
+    import subprocess
+    import sys
+
+    code = ("import sys, backend.serve, backend.server; from backend.executors import make_executor;"
+            "from backend.devices import make_slots; make_executor('local', slots=make_slots('cpu'));"
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
