@@ -184,3 +184,60 @@ def test_the_local_executor_never_imports_ray():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+class FakeRay:
+    """Just enough of the ``ray`` module for RayExecutor's bookkeeping on a GPU cluster (no Ray, no GPU)."""
+
+    def __init__(self, resources, nodes):
+        self.resources, self._nodes, self.options, self.init_kw = resources, nodes, None, None
+        self.util = type("util", (), {"get_node_ip_address": staticmethod(lambda: "10.0.0.1")})
+
+    def init(self, **kw):
+        self.init_kw = kw
+
+    def cluster_resources(self):
+        return self.resources
+
+    def nodes(self):
+        return self._nodes
+
+    def remote(self, fn):
+        fake = self
+
+        class Task:
+            def options(self, **opts):
+                fake.options = opts
+                return self
+
+        return Task()
+
+
+def test_ray_executor_slots_on_a_gpu_cluster(monkeypatch):
+    from backend.executors import ray as ray_executor
+
+    nodes = [{"Alive": True, "NodeManagerAddress": "10.0.0.2", "Resources": {"GPU": 2.0, "CPU": 16.0}},
+             {"Alive": True, "NodeManagerAddress": "10.0.0.1", "Resources": {"GPU": 1.0, "CPU": 8.0}},
+             {"Alive": False, "NodeManagerAddress": "10.0.0.3", "Resources": {"GPU": 4.0, "CPU": 8.0}}]
+    fake = FakeRay({"GPU": 3.0, "CPU": 24.0}, nodes)
+    monkeypatch.setattr(ray_executor, "import_ray", lambda: fake)
+    ex = ray_executor.RayExecutor(address="auto", device="auto")
+    assert fake.init_kw["address"] == "auto" and fake.init_kw["namespace"] == "aligngs"
+    assert [s.device for s in ex.slots()] == ["cuda"] * 3 and all(s.kind == "cuda" for s in ex.slots())
+    assert fake.options == {"max_retries": 0, "retry_exceptions": False, "num_gpus": 1, "num_cpus": 1}
+    ex.slots()[1].job, ex.slots()[1].node = "jobAAAAAAAA", "10.0.0.2"
+    assert ex.workers(ex.slots()) == [
+        {"slot": 0, "device": "cuda:0", "name": "GPU 0 @ 10.0.0.1", "node": "10.0.0.1", "job": None},
+        {"slot": 1, "device": "cuda:0", "name": "GPU 0 @ 10.0.0.2", "node": "10.0.0.2", "job": "jobAAAAAAAA"},
+        {"slot": 2, "device": "cuda:1", "name": "GPU 1 @ 10.0.0.2", "node": "10.0.0.2", "job": None},
+    ]
+    assert ex.describe(ex.slots()) == "ray: 2 node(s), 3 GPU, 3 concurrent job(s)"
+    assert ex.progress_bind(None) == "tcp://10.0.0.1:*"
+    # CPU jobs on the same cluster when asked, two CPUs each, capped by --workers
+    ex = ray_executor.RayExecutor(address="auto", device="cpu", cpus_per_job=2, workers=5, retries=1)
+    assert [s.device for s in ex.slots()] == ["cpu"] * 5
+    assert fake.options == {"max_retries": 1, "retry_exceptions": False, "num_cpus": 2.0}
+    assert len(ex.workers(ex.slots())) == 16 // 2 + 8 // 2
+    with pytest.raises(ExecutorError, match="no GPU"):
+        monkeypatch.setattr(fake, "resources", {"CPU": 4.0})
+        ray_executor.RayExecutor(address="auto", device="cuda")
