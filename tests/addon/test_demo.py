@@ -71,6 +71,29 @@ def test_demo_writes_scene_and_render(demo):
 
 @pytest.mark.blender
 @pytest.mark.slow
+def test_demo_side_by_side_shows_classes_and_a_hidden_collection(demo):
+    out, proc = demo
+    from PIL import Image
+
+    m = re.search(r"^\s+picture\s+RGB \| by class \((\d+) in the legend\) \| '([^']+)' hidden$", proc.stdout, re.MULTILINE)
+    assert m, proc.stdout
+    hidden = m.group(2)
+    assert int(m.group(1)) >= 2 and hidden not in ("wall", "floor", "ceiling")
+    assert str(out / "scene_semantic.png") in proc.stdout
+    pic = np.asarray(Image.open(out / "scene_semantic.png").convert("RGB"), dtype=np.float32)
+    rgb = np.asarray(Image.open(out / "scene.png").convert("RGB"), dtype=np.float32)
+    classes = np.asarray(Image.open(out / "scene_classes.png").convert("RGB"), dtype=np.float32)
+    gone = np.asarray(Image.open(out / "scene_hidden.png").convert("RGB"), dtype=np.float32)
+    h, w = rgb.shape[:2]
+    assert pic.shape[1] >= 3 * w and pic.shape[0] > h  # three panels side by side, captions and legend below
+    # the class view is not the RGB view, and hiding one collection changes part of it (not all, not nothing)
+    assert np.abs(classes - rgb).mean() > 5
+    changed = np.abs(gone - classes).max(axis=2) > 30
+    assert 0.002 < changed.mean() < 0.5, changed.mean()
+
+
+@pytest.mark.blender
+@pytest.mark.slow
 def test_demo_summary(demo):
     out, proc = demo
     m = re.search(r"^\s+classes\s+(\d+) found: (.+)$", proc.stdout, re.MULTILINE)

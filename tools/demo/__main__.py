@@ -1,7 +1,8 @@
 """``python -m tools.demo [--out out/demo] [--sample samples/room] [--no-render] [--iterations N --resolution PX]``
 
 Starts ``backend.serve`` (CPU, loopback), builds the Blender extension, runs headless Blender that installs it and
-clicks Reconstruct Scene on the sample, then saves ``<out>/scene.blend`` and renders ``<out>/scene.png``. Prints a
+clicks Reconstruct Scene on the sample, then saves ``<out>/scene.blend``, renders ``<out>/scene.png`` and writes
+``<out>/scene_semantic.png`` (RGB mesh | coloured by class with a legend | one class collection hidden). Prints a
 summary; exits 1 with the reason when a step fails, 2 for bad arguments or a missing setup, 130 when interrupted.
 The server is stopped in every case.
 """
@@ -18,6 +19,7 @@ from aligngs.config import PRESETS
 from .addon import build_zip
 from .blender_run import BlenderJob, BlenderSessionError, run_blender_session
 from .paths import REPO, DemoSetupError, bpy_python
+from .picture import compose
 from .server import BackendServer, DemoServerError
 from .summary import DemoRun, class_names, format_summary, job_files
 
@@ -81,7 +83,8 @@ def run(args: argparse.Namespace) -> DemoRun:
     host: dict[str, float] = {}
     png = None if args.no_render else out / "scene.png"
     blend = out / "scene.blend"
-    for stale in (blend, out / "scene.png"):
+    for stale in (blend, out / "scene.png", out / "scene_semantic.png", out / "scene_classes.png",
+                  out / "scene_hidden.png"):
         stale.unlink(missing_ok=True)
     t0 = time.monotonic()
     with BackendServer(out / "jobs", out / "server.log") as srv:
@@ -100,12 +103,18 @@ def run(args: argparse.Namespace) -> DemoRun:
         host["blender"] = time.monotonic() - t0
         conn = report["connection"]
         server = f"backend.serve {conn['server']} · {conn['device']} @ {srv.endpoint}"
+    semantic = report.get("semantic")
+    side_by_side = None
+    if png is not None and semantic:
+        side_by_side = compose(png, Path(semantic["classes_png"]),
+                               Path(semantic["hidden_png"]) if semantic.get("hidden_png") else None,
+                               semantic["legend"], semantic.get("hidden_class"), out / "scene_semantic.png")
     code = srv.proc.returncode
     if code not in (0, None):
         log.warning("backend.serve exited with code %s (log %s)", code, srv.log_path)
     host["total"] = time.monotonic() - t_start
     run_ = DemoRun(sample=sample, out=out, server=server, blender=report, host_timings=host)
-    run_.files = [p for p in (blend, png) if p is not None] + job_files(run_, out / "jobs")
+    run_.files = [p for p in (blend, png, side_by_side) if p is not None] + job_files(run_, out / "jobs")
     return run_
 
 

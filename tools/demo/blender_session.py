@@ -22,6 +22,8 @@ from pathlib import Path
 import bpy
 from mathutils import Vector
 
+from semantic_views import render_semantic_views  # (this script's folder is on sys.path)
+
 MODULE = "bl_ext.user_default.aligngs"
 PROGRESS_PREFIX = "aligngs-demo:"
 FINAL_PHASES = ("done", "failed", "cancelled")
@@ -244,6 +246,15 @@ def render_png(scene, root, mesh, path: str) -> float:
     hidden = [o for o in root.all_objects if o is not mesh and o.type != "CAMERA" and not o.hide_render]
     for o in hidden:
         o.hide_render = True
+    try:
+        return render_still(scene, path)
+    finally:
+        for o in hidden:
+            o.hide_render = False
+
+
+def render_still(scene, path: str) -> float:
+    """Render what the scene shows to ``path`` (PNG); seconds taken."""
     t0 = time.monotonic()
     scene.render.filepath = path
     try:
@@ -251,9 +262,6 @@ def render_png(scene, root, mesh, path: str) -> float:
     except RuntimeError:
         scene.cycles.use_denoising = False  # a wheel built without OpenImageDenoise
         bpy.ops.render.render(write_still=True)
-    finally:
-        for o in hidden:
-            o.hide_render = False
     if not Path(path).is_file():
         raise DemoError("render", f"Cycles finished but wrote no {path}")
     return time.monotonic() - t0
@@ -293,6 +301,16 @@ def run(args: argparse.Namespace) -> dict:
         if args.png:
             say(f"rendering {args.png} from camera {camera.name} (Cycles CPU, {args.samples} spp)")
             t["render"] = render_png(scene, root, mesh, str(Path(args.png).resolve()))
+            base = Path(args.png).resolve()
+            say("rendering the class colours and the view with one class collection hidden")
+            t0 = time.monotonic()
+            try:
+                out["semantic"] = render_semantic_views(
+                    scene, root, mesh, lambda p: render_still(scene, p),
+                    str(base.with_name(base.stem + "_classes.png")), str(base.with_name(base.stem + "_hidden.png")))
+            except RuntimeError as e:
+                raise DemoError("render", f"semantic views: {e}") from e
+            t["render_semantic"] = time.monotonic() - t0
     finally:
         pump.restore()
         runtime.close_session()

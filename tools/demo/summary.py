@@ -76,12 +76,16 @@ def format_summary(run: DemoRun) -> str:
             f"install {_s(bt['install'])}" if "install" in bt else "",
             f"reconstruct + import {_s(bt['reconstruct_and_import'])}" if "reconstruct_and_import" in bt else "",
             f"save {_s(bt['save'])}" if "save" in bt else "",
-            f"render {_s(bt['render'])}" if "render" in bt else ""]
+            f"render {_s(bt['render'])}" if "render" in bt else "",
+            f"class renders {_s(bt['render_semantic'])}" if "render_semantic" in bt else ""]
     lines.append("  demo      " + " · ".join(d for d in demo if d))
     render = run.blender.get("render")
     if render and "render" in bt:
         w, h = render["resolution"]
         lines.append(f"  render    Cycles CPU {w}x{h}, {render['samples']} spp, from camera '{render['camera']}'")
+    sem = run.blender.get("semantic")
+    if sem and sem.get("hidden_class"):
+        lines.append(f"  picture   RGB | by class ({len(sem['legend'])} in the legend) | '{sem['hidden_class']}' hidden")
     lines.append("  files     " + "\n            ".join(_rel(p) for p in run.files))
     for w in rec.get("warnings") or []:
         lines.append(f"  warning   {w}")
