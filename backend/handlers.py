@@ -108,7 +108,7 @@ def handle_cancel(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> No
         srv.sched.cancel(rec)
         srv.reply(ident, "cancelled", seq, job=job, record=srv.sched.public(rec))
         srv.push(job, "cancelled", record=srv.sched.public(rec))
-        srv.attached.pop(job, None)
+        srv.detach(job)
     elif rec.state in ("running", "cancelling"):
         srv.cancel_waiters.setdefault(job, []).append((ident, seq))
         srv.sched.cancel(rec)
@@ -144,7 +144,7 @@ def handle_subscribe(srv: "Server", ident: bytes, seq: int, h: dict, payload) ->
 
 def handle_unsubscribe(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> None:
     rec = job_of(srv, h)
-    srv.attached.get(rec.job, {}).pop(ident, None)
+    srv.detach(rec.job, ident)
     srv.reply(ident, "unsubscribed", seq, job=rec.job)
 
 
@@ -169,7 +169,7 @@ def handle_delete(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> No
         raise ProtocolError("invalid_state", f"job {rec.job} is {rec.state}; cancel it first", job=rec.job,
                             state=rec.state)
     srv.sched.delete(rec)
-    srv.attached.pop(rec.job, None)
+    srv.detach(rec.job)
     log.info("job %s: deleted", rec.job)
     srv.reply(ident, "deleted", seq, job=rec.job)
 

@@ -230,6 +230,17 @@ class Server:
         else:
             self.attached_parts[(job, ident)] = parts
 
+    def detach(self, job: str, ident: bytes | None = None) -> dict[bytes, int]:
+        """Forget one client's attachment to ``job`` (or all of them); returns what was removed."""
+        subs = self.attached.get(job, {})
+        gone = {i: seq for i, seq in subs.items() if ident is None or i == ident}
+        for i in gone:
+            subs.pop(i, None)
+            self.attached_parts.pop((job, i), None)
+        if not subs:
+            self.attached.pop(job, None)
+        return gone
+
     def failure_fields(self, rec: JobRecord) -> dict:
         err = rec.error or {"code": "job_failed", "message": "failed"}
         out = {"state": rec.state, "code": err.get("code"), "message": err.get("message"),
@@ -272,8 +283,8 @@ class Server:
 
     def job_ended(self, rec: JobRecord) -> None:
         job = rec.job
-        subs = self.attached.pop(job, {})
-        parts = {ident: self.attached_parts.pop((job, ident), rec.parts) for ident in subs}
+        parts = {ident: self.attached_parts.get((job, ident), rec.parts) for ident in self.attached.get(job, {})}
+        subs = self.detach(job)
         waiters = self.cancel_waiters.pop(job, [])
         public = self.sched.public(rec)
         if rec.state == "done":
