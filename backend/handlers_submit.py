@@ -48,6 +48,10 @@ def handle_submit(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> No
     server_path = get_field(h, "server_path", "str")
     if (files is None) == (server_path is None):
         raise ProtocolError("malformed", "give exactly one of 'files' and 'server_path'", field="files")
+    if h.get("preset") == "auto":  # the preset for this server's workers: balanced on CUDA, fast on CPU
+        from aligngs.config import resolve_preset
+
+        h = dict(h, preset=resolve_preset("auto", "cuda" if srv.cuda_available else "cpu"))
     cfg = resolve_settings(h, cuda_available=srv.cuda_available)
     if server_path is not None:
         if payload:

@@ -153,3 +153,14 @@ def test_reconnect_with_the_same_routing_id_keeps_the_attachment(servers):
     s.close()
     with Client(sp.endpoint, timeout=10) as c:
         wait_for(lambda: c.status(job)["state"] == "done", timeout=10)
+
+
+def test_preset_auto_follows_the_workers_device(servers, clients):
+    sp = servers()
+    c = clients(sp.endpoint)
+    auto, _ = c.submit(scene_files(76), preset="auto", attach=False)
+    fast, _ = c.submit(scene_files(76), preset="fast", attach=False)
+    assert c.status(auto)["settings"] == c.status(fast)["settings"]  # a CPU server: auto = fast
+    with pytest.raises(ServerError) as e:
+        c.submit(scene_files(77), preset="automatic")
+    assert e.value.code == "invalid_settings" and e.value.field == "preset"
