@@ -197,7 +197,8 @@ class Scheduler:
         return False
 
     def on_worker(self, frames: list) -> None:
-        """A message a worker pushed: progress (+ an optional raw RGB preview frame) or its start on a node."""
+        """A message a worker pushed: progress (+ optional image / point previews), or from a cluster node its start
+        (node, device) or new log lines (appended to the job log)."""
         h = decode_json_object(frames[0].buffer, "worker message")
         job = h.get("job")
         run = self.running.get(job) if isinstance(job, str) else None
