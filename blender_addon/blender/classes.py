@@ -1,4 +1,5 @@
-"""The per-scene class list (Results panel): fill it from an import, and show / hide / isolate class collections.
+"""The per-scene class list (Results panel): fill it from an import, and show / hide / isolate class collections;
+per class, the list of its named instances (one collection each) with their own show / hide toggles.
 
 A class's visibility is its collection's eye in the view layer(s) (``LayerCollection.hide_viewport``) plus the
 collection's render toggle (``Collection.hide_render``), so what is hidden in the viewport is hidden in renders too.
@@ -30,6 +31,7 @@ def set_collection_visible(scene, coll, visible: bool) -> None:
 
 
 def _scene_of(item):
+    # class and instance items alike: id_data is the Scene that owns the settings
     scene = item.id_data
     return scene if isinstance(scene, bpy.types.Scene) else None
 
@@ -66,6 +68,14 @@ def fill_class_list(scene, result) -> None:
         # set without triggering the update callbacks' side effects twice
         item["color"] = [float(v) for v in c.color]
         item["visible"] = True
+        item.instance_items.clear()
+        for label, coll in sorted(getattr(c, "instance_collections", {}).items()):
+            inst = item.instance_items.add()
+            inst.name = coll.name
+            inst.instance = int(label)
+            inst.collection = coll
+            inst["visible"] = True
+        item.active_instance = 0
     s.active_class = 0
 
 

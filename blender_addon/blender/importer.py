@@ -8,7 +8,10 @@ Scene layout (one collection tree per import)::
                            a native point cloud on Blender >= 5.0 (object.convert(target='POINTCLOUD'))
         Classes
             <class name>   one collection per class: "<name>" / "<name>.001" ... (mesh, one object per instance)
-                           and "<name> · points" / "<name>.001 · points" (points)
+                           and "<name> · points" / "<name>.001 · points" (points); when the class part names
+                           its instances (meta.instances[].name, e.g. "chair_0" from the identity encodings),
+                           one child collection per instance instead, "<instance name>", holding the instance's
+                           mesh "<instance name>" and points "<instance name> · points" (its own toggle)
         Cameras            one camera per view (OpenCV c2w -> Blender; intrinsics as lens + shift)
 
 Coordinates: see ``geometry`` (the manifest's ``up`` is rotated to +Z by the minimal rotation, baked into the data).
@@ -62,6 +65,8 @@ class ClassSummary:
     n_faces: int
     instances: int
     collection: object = None  # bpy.types.Collection after finish()
+    instance_names: dict = field(default_factory=dict)  # instance id -> name (named instances get a collection)
+    instance_collections: dict = field(default_factory=dict)  # instance id -> bpy.types.Collection after finish()
 
 
 @dataclass
@@ -80,7 +85,7 @@ class ImportResult:
 @dataclass
 class _Pending:
     obj: object
-    where: str  # "root", "cameras" or "class:<index>"
+    where: str  # "root", "cameras", "class:<index>" or "class:<index>:<instance id>" (a named instance)
     name: str  # intended name (restored at link time, once a replaced import is gone)
 
 
@@ -267,6 +272,13 @@ class SceneImport:
             c.collection["aligngs_class_id"] = c.class_id
             classes_coll.children.link(c.collection)
             targets[f"class:{i}"] = c.collection
+            for label, iname in sorted(c.instance_names.items()):
+                ic = bpy.data.collections.new(iname)
+                ic["aligngs_class_id"] = c.class_id
+                ic["aligngs_instance"] = int(label)
+                c.collection.children.link(ic)
+                c.instance_collections[label] = ic
+                targets[f"class:{i}:{label}"] = ic
         for p in self._pending:
             targets[p.where].objects.link(p.obj)
         if classes_coll is not None:
@@ -356,15 +368,20 @@ class SceneImport:
         inst_ids = inst_ids[inst_ids >= 0]
         rank = {int(v): k + 1 for k, v in enumerate(inst_ids)}
         instances = d["instances"] if isinstance(d["instances"], int) else len(inst_ids)
+        names = _instance_names(d["instances"], inst_ids)
         summary = ClassSummary(d["class_id"], d["name"], tuple(c / 255.0 for c in d["color"]),
                                0 if pts is None else len(pts["positions"]),
-                               0 if mesh is None else len(mesh["faces"]), int(instances))
+                               0 if mesh is None else len(mesh["faces"]), int(instances), instance_names=names)
         self._classes.append(summary)
-        where = f"class:{idx}"
         tags = {"class_id": d["class_id"], "color": d["color"]}
 
         def label_name(label: int) -> str:
+            if label in names:
+                return names[label]
             return d["name"] if label < 0 else f"{d['name']}.{rank[label]:03d}"
+
+        def where(label: int) -> str:  # a named instance lives in its own collection under the class's
+            return f"class:{idx}:{label}" if label in names else f"class:{idx}"
 
         if mesh is not None:
             self._units.append(lambda: self._build_class_mesh(mesh, where, label_name, tags))
@@ -374,23 +391,36 @@ class SceneImport:
     def _build_class_mesh(self, m: dict, where: str, label_name, tags) -> None:
         if "instance" not in m or np.all(m["instance"] == m["instance"][0]):
             lab = int(m["instance"][0]) if "instance" in m and len(m["instance"]) else -1
-            self._build_mesh(label_name(lab), m, where, instance=lab, **tags)
+            self._build_mesh(label_name(lab), m, where(lab), instance=lab, **tags)
             return
         for piece in geo.split_mesh(m["vertices"], m["faces"], m["instance"]):
             sub = {"vertices": piece.vertices, "faces": piece.faces}
             for key in ("colors", "class_id"):
                 if key in m:
                     sub[key] = m[key][piece.vertex_index]
-            self._build_mesh(label_name(piece.label), sub, where, instance=piece.label, **tags)
+            self._build_mesh(label_name(piece.label), sub, where(piece.label), instance=piece.label, **tags)
 
     def _build_class_points(self, p: dict, where: str, label_name, tags) -> None:
         if "instance" not in p or np.all(p["instance"] == p["instance"][0]):
             lab = int(p["instance"][0]) if "instance" in p and len(p["instance"]) else -1
-            self._build_points(label_name(lab) + " · points", p, where, instance=lab, **tags)
+            self._build_points(label_name(lab) + " · points", p, where(lab), instance=lab, **tags)
             return
         for lab, idx in geo.split_indices(p["instance"]):
             sub = {k: v[idx] for k, v in p.items() if k != "instance"}
-            self._build_points(label_name(lab) + " · points", sub, where, instance=lab, **tags)
+            self._build_points(label_name(lab) + " · points", sub, where(lab), instance=lab, **tags)
+
+
+def _instance_names(meta_instances, inst_ids) -> dict[int, str]:
+    """{instance id: name} from a class part's ``meta.instances`` when it lists named instances (the pipeline's
+    identity splits: [{id, name, ...}]); {} for a bare count or unnamed entries (the flat layout)."""
+    if not isinstance(meta_instances, list):
+        return {}
+    out = {}
+    for it in meta_instances:
+        if isinstance(it, dict) and isinstance(it.get("name"), str) and it["name"] and isinstance(it.get("id"), int):
+            out[int(it["id"])] = it["name"]
+    present = {int(v) for v in inst_ids}
+    return {k: v for k, v in out.items() if k in present}
 
 
 def import_parts(scene, manifest: dict, parts, options: ImportOptions | None = None, *,

@@ -120,6 +120,14 @@ class AlignGSPreferences(bpy.types.AddonPreferences):
         layout.prop(self, "splat_dir")
 
 
+class AlignGSInstance(bpy.types.PropertyGroup):
+    # ``name`` (from PropertyGroup) is the instance name ("chair_0").
+    instance: IntProperty(name="Instance")
+    collection: PointerProperty(type=bpy.types.Collection)
+    visible: BoolProperty(name="Visible", default=True, update=classes.on_visible_changed,
+                          description="Show or hide this object (its collection)")
+
+
 class AlignGSClass(bpy.types.PropertyGroup):
     # ``name`` (from PropertyGroup) is the class name.
     class_id: IntProperty(name="Class ID")
@@ -132,6 +140,9 @@ class AlignGSClass(bpy.types.PropertyGroup):
     collection: PointerProperty(type=bpy.types.Collection)
     visible: BoolProperty(name="Visible", default=True, update=classes.on_visible_changed,
                           description="Show or hide this class's collection")
+    # one entry per named instance (objects from the identity encodings), each with its own toggle
+    instance_items: CollectionProperty(type=AlignGSInstance)
+    active_instance: IntProperty(name="Active Instance", default=0)
 
 
 def _on_show_preview(self, context):
@@ -185,7 +196,7 @@ class AlignGSSceneSettings(bpy.types.PropertyGroup):
                                description="A result folder (manifest.json + .npy) to import without a server")
 
 
-CLASSES = (AlignGSPreferences, AlignGSClass, AlignGSSetting, AlignGSSceneSettings)
+CLASSES = (AlignGSPreferences, AlignGSInstance, AlignGSClass, AlignGSSetting, AlignGSSceneSettings)
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
 
 

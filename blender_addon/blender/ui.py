@@ -200,6 +200,17 @@ class AGS_UL_classes(bpy.types.UIList):
         row.prop(item, "visible", text="", emboss=False, icon="HIDE_OFF" if item.visible else "HIDE_ON")
 
 
+class AGS_UL_instances(bpy.types.UIList):
+    """The active class's named instances (objects from the identity encodings), each with its eye toggle."""
+
+    bl_idname = "AGS_UL_instances"
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_propname, index=0):
+        row = layout.row(align=True)
+        row.label(text=item.name)
+        row.prop(item, "visible", text="", emboss=False, icon="HIDE_OFF" if item.visible else "HIDE_ON")
+
+
 class AGS_PT_results(_Base, bpy.types.Panel):
     bl_idname = "AGS_PT_results"
     bl_label = "Results"
@@ -217,6 +228,11 @@ class AGS_PT_results(_Base, bpy.types.Panel):
             row.operator("aligngs.class_visibility", text="Show All", icon="HIDE_OFF").action = "SHOW_ALL"
             row.operator("aligngs.class_visibility", text="Hide All", icon="HIDE_ON").action = "HIDE_ALL"
             row.operator("aligngs.class_visibility", text="Isolate", icon="SOLO_ON").action = "ISOLATE"
+            if 0 <= st.active_class < len(st.classes) and len(st.classes[st.active_class].instance_items):
+                active = st.classes[st.active_class]
+                layout.label(text=f"{active.name}: {len(active.instance_items)} objects")
+                layout.template_list("AGS_UL_instances", "", active, "instance_items", active, "active_instance",
+                                     rows=3)
         row = layout.row(align=True)
         sub = row.row(align=True)
         sub.enabled = bool(st.job_id or st.result_dir)
@@ -265,7 +281,7 @@ def _job_row(layout, job, name, state, local):
         row.operator("aligngs.forget_job", text="", icon="X").job = job
 
 
-CLASSES = (AGS_UL_classes, AGS_PT_main, AGS_PT_input, AGS_PT_advanced, AGS_PT_results, AGS_PT_jobs)
+CLASSES = (AGS_UL_classes, AGS_UL_instances, AGS_PT_main, AGS_PT_input, AGS_PT_advanced, AGS_PT_results, AGS_PT_jobs)
 
 
 _register_classes, _unregister_classes = bpy.utils.register_classes_factory(CLASSES)
