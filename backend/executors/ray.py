@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class RayHandle:
     inputs_ref: Any
     submitted: float
     forced: bool = False
+    collect: Any = None  # Future of the result's collection (ray.get + writing into the job store)
 
 
 def import_ray():
@@ -107,6 +109,7 @@ class RayExecutor(Executor):
         else:
             opts.update(num_cpus=self.cpus_per_job)
         self._task = task.options(**opts)
+        self._collector = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ray-collect")
         log.info("ray executor: cluster at %s, %d GPU / %g CPU, %d concurrent job(s) of %s", address, gpus, cpus, n,
                  "1 GPU" if self.use_gpu else f"{self.cpus_per_job:g} CPU")
 
@@ -164,10 +167,19 @@ class RayExecutor(Executor):
         return RayHandle(ref, spec, inputs_ref, time.monotonic())
 
     def poll(self, handle: RayHandle) -> Exit | None:
-        ray = self.ray
-        ready, _ = ray.wait([handle.ref], timeout=0, fetch_local=False)
-        if not ready:
+        """None while the task runs or its result is being collected. Collecting (``ray.get`` of the output and
+        writing it into the job store) runs on a helper thread, so a large result never stalls the server loop."""
+        if handle.collect is None:
+            ready, _ = self.ray.wait([handle.ref], timeout=0, fetch_local=False)
+            if not ready:
+                return None
+            handle.collect = self._collector.submit(self._collect, handle)
+        if not handle.collect.done():
             return None
+        return handle.collect.result()
+
+    def _collect(self, handle: RayHandle) -> Exit:
+        ray = self.ray
         try:
             res = ray.get(handle.ref, timeout=GET_TIMEOUT_S)
         except ray.exceptions.TaskCancelledError:
@@ -232,6 +244,7 @@ class RayExecutor(Executor):
             _, refs = self.ray.wait(refs, num_returns=len(refs), timeout=0.2, fetch_local=False)
 
     def close(self) -> None:
+        self._collector.shutdown(wait=True, cancel_futures=True)
         try:
             self.ray.shutdown()
         except Exception:
