@@ -43,6 +43,7 @@ MAX_ALPHA = 0.999
 LOG_MAX_ALPHA = math.log(MAX_ALPHA)
 T_EPS = 1e-4
 LOG_T_EPS = math.log(T_EPS)
+LOG_HALF = math.log(0.5)
 LOG_FLOOR = -30.0  # exp(-30) ~ 1e-13: far below the 1/255 cut-off, far above denormals
 PAD_LOGIT = LOG_FLOOR
 
@@ -222,7 +223,8 @@ class _ChunkMath:
     or folded into ``threshold``.
     """
 
-    def __init__(self, coeffs: Tensor, colors: Tensor, basis: Tensor):
+    def __init__(self, coeffs: Tensor, colors: Tensor, basis: Tensor, median_channel: Optional[int] = None):
+        self.median_channel = median_channel
         self.coeffs = coeffs
         self.colors = colors
         self.basis = basis
@@ -243,18 +245,25 @@ class _ChunkMath:
         F.threshold(a, self.cut, 0.0, inplace=True)
         return logit, a
 
-    def forward(self, ch: Chunk) -> Tuple[Tensor, Tensor, Tensor]:
+    def forward(self, ch: Chunk) -> Tuple[Tensor, Tensor, Tensor, Optional[Tensor]]:
         K, col = self.gather(ch)
         logit, a = self._raw_alphas(K)
         log1m = torch.rsub(a, 1.0).log_()  # log(1 - a)
         cs = torch.cumsum(log1m, dim=-1)
+        med = None
+        if self.median_channel is not None:
+            # the channel (depth) of the first Gaussian after which the transmittance is <= 0.5; 0 if none
+            hit = torch.le(cs, LOG_HALF)  # [B, P, G]
+            first = hit.to(torch.uint8).argmax(dim=-1, keepdim=True)  # first True (0 when none)
+            vals = col[..., self.median_channel][:, None, :].expand(-1, cs.shape[1], -1)
+            med = torch.gather(vals, 2, first)[..., 0] * hit.any(dim=-1)  # [B, P]
         # terminated pairs (T after them <= 1e-4): their exclusive log-T becomes <= -60 + 6.9,
         # i.e. weights < 1e-23 instead of an exact 0 (no bool mask needed)
         F.threshold(cs, LOG_T_EPS, -60.0, inplace=True)
         w = cs.sub_(log1m).exp_().mul_(a)  # T_excl * alpha
         out = torch.bmm(w, col)  # [B, P, D]
         tf = w.sum(-1).neg_().add_(1.0)  # T_final = 1 - sum of weights
-        return out, tf, w
+        return out, tf, w, med
 
     def backward(
         self, ch: Chunk, g: Tensor, rest: Optional[Tensor], need_k: bool, need_col: bool
@@ -320,22 +329,27 @@ class _CompositeTiles(torch.autograd.Function):
         plan: TilePlan,
         basis: Tensor,  # [P, 6]
         workers: int,
-        keep: Optional[dict],  # if given, receives "weights" (per chunk) and "tf" [C, H, W]
+        keep: Optional[dict],  # if given, receives "weights" (per chunk) and "tf" [C, H, W]; with
+        # keep["median_channel"] = c also "median" [C, H, W]: channel c of the Gaussian at which T reaches 0.5
     ) -> Tuple[Tensor, Tensor]:
         C, ts = plan.n_cameras, plan.tile_size
         D = colors.shape[-1]
         coeffs_d, colors_d = coeffs.detach(), colors.detach()
         bg = backgrounds.detach() if backgrounds is not None else None
-        km = _ChunkMath(coeffs_d, colors_d, basis)
+        median_channel = keep.get("median_channel") if keep is not None else None
+        km = _ChunkMath(coeffs_d, colors_d, basis, median_channel)
         Hp, Wp = plan.tile_height * ts, plan.tile_width * ts
         with flush_denormal(), single_threaded_torch():
             img = colors_d.new_empty(C, Hp, Wp, D)
             tf = colors_d.new_empty(C, Hp, Wp)
             img_t, tf_t = _tile_view(img, plan), _tile_view(tf, plan)
+            med_img = colors_d.new_zeros(C, Hp, Wp) if median_channel is not None else None
             kept: List[Tensor] = []
-            for ch, (o, t, w) in zip(plan.chunks, map_ordered(km.forward, plan.chunks, workers)):
+            for ch, (o, t, w, med) in zip(plan.chunks, map_ordered(km.forward, plan.chunks, workers)):
                 B = o.shape[0]
-                if keep is not None:
+                if med_img is not None:
+                    _tile_view(med_img, plan).index_put_(ch.where, med.view(B, ts, ts))
+                if keep is not None and keep.get("weights", True) is not None:
                     kept.append(w)
                 if bg is not None:
                     o.addcmul_(t[..., None], bg.index_select(0, ch.where[0])[:, None, :])
@@ -351,8 +365,11 @@ class _CompositeTiles(torch.autograd.Function):
                 render, tf = render.contiguous(), tf.contiguous()
             alpha = (1.0 - tf)[..., None]
             if keep is not None:
-                keep["weights"] = kept
+                if keep.get("weights", True) is not None:
+                    keep["weights"] = kept
                 keep["tf"] = tf
+                if med_img is not None:
+                    keep["median"] = med_img[:, : plan.height, : plan.width].contiguous()
         ctx.plan = plan
         ctx.workers = workers
         ctx.has_bg = backgrounds is not None

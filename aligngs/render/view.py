@@ -50,10 +50,13 @@ def render(
     background: torch.Tensor,
     *,
     extra_features: torch.Tensor | None = None,
+    median_depth: bool = False,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Render RGB + expected depth (+ extra per-Gaussian feature channels blended in the same pass).
 
-    Returns ({"rgb": [H,W,3], "depth": [H,W], "alpha": [H,W], "extra": [H,W,E] or absent}, meta).
+    Returns ({"rgb": [H,W,3], "depth": [H,W], "alpha": [H,W], "extra": [H,W,E] or absent,
+    "median_depth": [H,W] when asked for on CPU}, meta). ``median_depth``: also the depth at which the
+    transmittance reaches 0.5 (0 where it never does; CPU only, not differentiable).
     """
     a = model.activated()
     if extra_features is None:
@@ -66,9 +69,12 @@ def render(
     out, alpha, meta = rasterization(
         a["means"], a["quats"], a["scales"], a["opacities"], colors, view.viewmat, view.K, view.width, view.height,
         sh_degree=deg, backgrounds=bg, render_mode="RGB+ED",
+        **({"cpu_median_depth": True} if median_depth and not a["means"].is_cuda else {}),
     )
     out = out[0]
     res = {"rgb": out[..., :3], "depth": out[..., -1], "alpha": alpha[0, ..., 0]}
+    if "median_depth" in meta:
+        res["median_depth"] = meta["median_depth"][0, ..., 0]
     if extra_features is not None:
         res["extra"] = out[..., 3:-1]
     return res, meta
