@@ -380,6 +380,8 @@ def prepare_case(data: Path, seed: int, views: int, resolution: int | None, teac
     ref, ref_kind = reference_surface(data, native, set(test_names))
     info["reference"] = ref_kind
     info["labels_by_teacher"] = labels_by_teacher
+    for f in train:  # ground-truth instance maps were only used to simulate the teacher / prior: nothing may read them
+        f.extras = {k: v for k, v in f.extras.items() if k != "instance"}
     return Case(f"{data.name}-s{seed}", seed, str(data), sub, test_names, ref, info)
 
 
@@ -410,6 +412,12 @@ def run_mode(case: Case, mode: str, preset_name: str, overrides: dict, out_dir: 
     })
     if ablation:
         ov = deep_merge(ov, {"train": {"loss": ABLATIONS[ablation]}})
+    # AlignGS as the paper defines it: the identity encodings / virtual views of issue 13 stay off here
+    from aligngs.config import TrainConfig
+
+    for extra in ("identity", "virtual_views"):
+        if extra in TrainConfig.__dataclass_fields__:
+            ov = deep_merge(ov, {"train": {extra: {"enabled": False}}})
     cfg = preset(preset_name, ov)
     sc = copy.copy(case.scene)
     sc.frames = [copy.copy(f) for f in case.scene.frames]
@@ -563,11 +571,21 @@ def sparse_main(argv: list[str]) -> int:
     ap.add_argument("--threshold", type=float, default=0.05, help="F-score distance in metres")
     ap.add_argument("--out", default="out/bench-sparse")
     ap.add_argument("--json")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="print (and with --json write) the tables of earlier "
+                    "runs' JSON files together instead of running (e.g. seeds run as parallel processes)")
+    ap.add_argument("--max-gaussians", type=int, default=30_000, help="growth cap (densify.max_gaussians)")
     args = ap.parse_args(argv)
     _logging.basicConfig(level=_logging.WARNING)
+    if args.merge:
+        rows = [r for p in args.merge for r in json.loads(Path(p).read_text())["rows"]]
+        _tables(rows)
+        if args.json:
+            _write(args.json, rows)
+        return 0
     from aligngs.config import preset as _preset
 
     overrides: dict = {"train": sparse_schedule(args.iterations or _preset(args.preset).train.iterations)}
+    overrides["train"]["densify"]["max_gaussians"] = args.max_gaussians
     if args.config:
         from aligngs.config import deep_merge
 
@@ -607,6 +625,13 @@ def sparse_main(argv: list[str]) -> int:
                     _progress(rows[-1])
             if args.json:  # keep what is done so far
                 _write(args.json, rows)
+    _tables(rows)
+    if args.json:
+        _write(args.json, rows)
+    return 0
+
+
+def _tables(rows: list[dict]) -> None:
     cols = ["mode", "teacher", "seed", "views", "depth_prior", "init", "fscore", "accuracy", "completion", "psnr",
             "ssim", "lpips", "miou", "teacher_miou", "wall_s", "peak_mem_mb", "oracle"]
     main_rows = [r for r in rows if not r["ablation"]]
@@ -621,9 +646,6 @@ def sparse_main(argv: list[str]) -> int:
     lp = next((r.get("lpips_note") for r in rows if r.get("lpips_note")), None)
     if lp:
         print(f"\nLPIPS not computed: {lp}")
-    if args.json:
-        _write(args.json, rows)
-    return 0
 
 
 def _progress(r: dict) -> None:
