@@ -133,13 +133,13 @@ def raw_transfer(sizes: list[int], rounds: int) -> list[float]:
     return times
 
 
-def start_server(tmp: Path, *args: str, runner: str) -> tuple[subprocess.Popen, str]:
+def start_server(tmp: Path, *args: str, runner: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     n = len(list(tmp.glob("ready*.json")))
     ready = tmp / f"ready{n}.json"
     cmd = [sys.executable, "-m", "backend.serve", "--bind", "tcp://127.0.0.1:*", "--jobs-dir", str(tmp / f"jobs{n}"),
            "--device", "cpu", "--runner", runner, "--ready-file", str(ready),
            "--log-level", os.environ.get("BENCH_LOG", "WARNING"), *args]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO), **(env or {})))
     deadline = time.monotonic() + 120
     while not ready.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -239,7 +239,7 @@ def batch_time(endpoint: str, n: int, seed: int, **control) -> float:
 
 def ray_path(args) -> dict:
     sys.path.insert(0, str(REPO / "tests" / "backend"))
-    from ray_cluster import server_args, start_cluster
+    from ray_cluster import RAY_ENV, server_args, start_cluster
 
     steps = max(1, int(round(args.job_s / 0.1)))
     sleepy = {"steps": steps, "step_s": 0.1}
@@ -254,7 +254,7 @@ def ray_path(args) -> dict:
             stop_server(proc)
         cluster = start_cluster(n_nodes=1, cpus_per_node=1)
         try:
-            proc, endpoint = start_server(tmp, *server_args(cluster), runner=TEST_RUNNER)
+            proc, endpoint = start_server(tmp, *server_args(cluster), runner=TEST_RUNNER, env=RAY_ENV)
             try:
                 job_times(endpoint, 1, 1900, **tiny)  # warm-up (Ray worker start)
                 ray = job_times(endpoint, args.repeats, 2000, **tiny)
@@ -263,7 +263,7 @@ def ray_path(args) -> dict:
                 stop_server(proc)
             cluster.add_node(cpus=1)
             cluster.wait_nodes(2)
-            proc, endpoint = start_server(tmp, *server_args(cluster), runner=TEST_RUNNER)
+            proc, endpoint = start_server(tmp, *server_args(cluster), runner=TEST_RUNNER, env=RAY_ENV)
             try:
                 job_times(endpoint, 2, 3900, **tiny)  # warm-up on both nodes
                 two = batch_time(endpoint, args.jobs, 4000, **sleepy)

@@ -22,6 +22,10 @@ from pathlib import Path
 RAY = str(Path(sys.executable).with_name("ray"))
 HEAD_IP = "127.0.0.2"
 START_TIMEOUT_S = 90
+# Every process of a test cluster (nodes, drivers, the server) runs with the same explicit settings. Ray >= 2.5x turns
+# token authentication on by itself when ~/.ray/auth_token exists (a local ray.init() writes one), which would make
+# the nodes of a loopback test cluster disagree; the test cluster never leaves the loopback interface.
+RAY_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -63,7 +67,7 @@ class RayCluster:
     def _start(self, args: list[str], ip: str, cpus: int) -> Node:
         base = random.randrange(30000, 60000, 200)
         log = self.root / f"node-{ip}.log"
-        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
+        env = dict(os.environ, **RAY_ENV)
         cmd = [RAY, "start", *args, "--node-ip-address", ip, "--num-cpus", str(cpus), "--num-gpus", "0",
                "--object-store-memory", str(80 * 1024 * 1024), "--min-worker-port", str(base),
                "--max-worker-port", str(base + 150), "--disable-usage-stats"]
@@ -96,7 +100,7 @@ class RayCluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             out = subprocess.run([sys.executable, "-c", code, self.address, HEAD_IP], capture_output=True, text=True,
-                                 timeout=60)
+                                 timeout=60, env=dict(os.environ, **RAY_ENV))
             if out.returncode == 0 and out.stdout.strip().isdigit() and int(out.stdout.strip()) == n:
                 return
             time.sleep(1.0)
@@ -127,5 +131,5 @@ def start_cluster(n_nodes: int = 2, cpus_per_node: int = 1) -> RayCluster:
 
 
 def server_args(cluster: RayCluster, *extra: str) -> list[str]:
-    """``backend.serve`` flags for a server driving ``cluster`` from its head node."""
+    """``backend.serve`` flags for a server driving ``cluster`` from its head node (run it with ``RAY_ENV``)."""
     return ["--executor", "ray", "--ray-address", cluster.address, "--ray-progress-host", HEAD_IP, *extra]

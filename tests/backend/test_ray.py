@@ -20,7 +20,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (the optional extr
 from backend.client import JobCancelled, JobFailed  # noqa: E402
 
 from backend_testlib import PY, REPO, launch, pid_alive, scene_files, wait_for  # noqa: E402
-from ray_cluster import server_args, start_cluster  # noqa: E402
+from ray_cluster import RAY_ENV, server_args, start_cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def job_processes(job: str) -> list[int]:
 
 
 def test_three_clients_three_jobs_match_the_local_executor(cluster, servers, clients, tmp_path):
-    rs = servers(*server_args(cluster), jobs_dir=tmp_path / "ray-jobs")
+    rs = servers(*server_args(cluster), jobs_dir=tmp_path / "ray-jobs", env=RAY_ENV)
     ls = servers("--workers", "2", jobs_dir=tmp_path / "local-jobs")
     welcome = clients(rs.endpoint).hello()
     assert welcome["executor"] == "ray" and welcome["device"].startswith("ray: 2 node(s)")
@@ -92,7 +92,7 @@ def test_three_clients_three_jobs_match_the_local_executor(cluster, servers, cli
 
 
 def test_cancel_reaches_a_running_ray_task(cluster, servers, clients, tmp_path):
-    sp = servers(*server_args(cluster, "--cancel-grace", "1"))
+    sp = servers(*server_args(cluster, "--cancel-grace", "1"), env=RAY_ENV)
     c = clients(sp.endpoint, timeout=60)
     job, seq = c.submit(scene_files(40, steps=2000, step_s=0.05), preset="fast")
     c.take(lambda m: m.type == "progress" and m.job == job and m.header["stage"] == "train", timeout=60)
@@ -116,7 +116,7 @@ def test_cancel_reaches_a_running_ray_task(cluster, servers, clients, tmp_path):
 
 def test_server_restart_with_ray_jobs_running_loses_no_finished_result(cluster, servers, clients, tmp_path):
     jobs_dir = tmp_path / "jobs"
-    sp = servers(*server_args(cluster, "--workers", "1"), jobs_dir=jobs_dir)
+    sp = servers(*server_args(cluster, "--workers", "1"), jobs_dir=jobs_dir, env=RAY_ENV)
     c = clients(sp.endpoint, timeout=60)
     done_job, dseq = c.submit(scene_files(50), preset="fast")
     first = c.wait(done_job, dseq, timeout=120)
@@ -126,7 +126,7 @@ def test_server_restart_with_ray_jobs_running_loses_no_finished_result(cluster, 
     assert job_processes(slow)
     sp.kill9()  # the server dies without cleaning up; its Ray tasks die with their owner
     wait_for(lambda: not job_processes(slow), timeout=60, what="the orphaned Ray task to end")
-    sp2 = servers(*server_args(cluster, "--workers", "1"), jobs_dir=jobs_dir)
+    sp2 = servers(*server_args(cluster, "--workers", "1"), jobs_dir=jobs_dir, env=RAY_ENV)
     c2 = clients(sp2.endpoint, timeout=60)
     states = {j["job"]: j["state"] for j in c2.list()}
     assert states[done_job] == "done" and states[slow] == "interrupted"
@@ -148,7 +148,7 @@ def test_server_restart_with_ray_jobs_running_loses_no_finished_result(cluster, 
 
 def test_a_killed_node_fails_its_job_with_the_reason_and_others_finish(cluster, servers, clients, tmp_path):
     """Last in the file: it kills the second node."""
-    sp = servers(*server_args(cluster))
+    sp = servers(*server_args(cluster), env=RAY_ENV)
     c = clients(sp.endpoint, timeout=60)
     a, aseq = c.submit(scene_files(60, steps=200, step_s=0.05), preset="fast")
     b, bseq = c.submit(scene_files(61, steps=200, step_s=0.05), preset="fast")
