@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aligngs.wire import write_json_atomic  # noqa: F401  (re-exported: server, worker)
+
 from .protocol import FINAL_STATES, JOB_ID_RE, JOB_STATES, json_safe
 
 log = logging.getLogger(__name__)
@@ -148,10 +150,3 @@ class JobStore:
         return out
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, allow_nan=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

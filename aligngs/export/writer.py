@@ -8,7 +8,7 @@ import numpy as np
 from ..config import PipelineConfig
 from ..data.types import Scene
 from ..model.gaussians import GaussianModel
-from ..results import ResultPart, write_parts
+from ..wire import ResultPart, write_parts
 
 
 def camera_part(scene: Scene) -> ResultPart:

@@ -11,7 +11,7 @@ Behaviour comes from an optional ``control.json`` among the inputs:
                          "exit" (os._exit(3)), "segv" (SIGSEGV)
   crash_at (int, 0)      the train iteration at which to crash
   ignore_cancel (bool)   never look at should_cancel (to test terminate after the grace period)
-It writes ``runner.pid`` first, then the parts with aligngs.results.write_parts, a 3DGS-style ``gaussians.ply``
+It writes ``runner.pid`` first, then the parts with aligngs.wire.write_parts, a 3DGS-style ``gaussians.ply``
 and a plain ``mesh.ply``. The summary carries sha256 digests of every input file, so a test can check that
 the bytes it sent are the bytes the job saw.
 """
@@ -28,7 +28,7 @@ import numpy as np
 
 from aligngs.data.errors import DataError
 from aligngs.progress import STAGES, PointPreview, Progress, check_cancel
-from aligngs.results import ResultPart, write_parts
+from aligngs.wire import ResultPart, write_parts
 
 
 def make_parts(seed: int, n_points: int) -> list[ResultPart]:

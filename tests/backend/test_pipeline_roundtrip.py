@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from aligngs.results import read_parts
+from aligngs.wire import read_parts
 from backend.client import Client
 
 from backend_testlib import REPO, launch

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aligngs.results import read_parts
+from aligngs.wire import read_parts
 from backend.client import Client, JobCancelled, JobFailed, ServerError
 from backend.protocol import encode_header
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aligngs.results import ResultPart, read_parts, write_parts
+from aligngs.wire import ResultPart, read_parts, write_parts
 from backend.client import Message, ResultAssembler
 from backend.devices import make_slots
 from backend.jobs import JobRecord, JobStore

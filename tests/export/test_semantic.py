@@ -1,4 +1,4 @@
-"""Result parts round trip through aligngs.results; PLY files and classes.json carry what the splits hold."""
+"""Result parts round trip through aligngs.wire; PLY files and classes.json carry what the splits hold."""
 import json
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from aligngs.data.types import Camera
 from aligngs.export.ply import read_mesh_ply, read_ply
-from aligngs.results import read_parts, write_parts
+from aligngs.wire import read_parts, write_parts
 from aligngs.priors.ade20k import PALETTE
 from aligngs.export.semantic import export_semantic_files, write_labelled_mesh_ply, write_semantic_points_ply
 from aligngs.extract.splits import split_by_class, to_result_parts
