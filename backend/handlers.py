@@ -37,7 +37,7 @@ def job_of(srv: "Server", h: dict) -> JobRecord:
 def handle_hello(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> None:
     from aligngs.config import PRESETS, PipelineConfig
 
-    from .settings import DEFAULT_PRESET, DEPTH_TEACHERS, SEMANTIC_TEACHERS
+    from .settings import CHOICES, DEFAULT_PRESET, DEPTH_TEACHERS, SEMANTIC_TEACHERS
 
     client = get_field(h, "client", "str", default="")
     log.info("hello from %s (%s)", ident.hex()[:12], client[:100])
@@ -54,6 +54,7 @@ def handle_hello(srv: "Server", ident: bytes, seq: int, h: dict, payload) -> Non
         presets=json_safe(PRESETS),
         default_preset=DEFAULT_PRESET,
         defaults=json_safe(PipelineConfig().to_dict()),
+        choices={key: list(names) for key, names in CHOICES.items()},
         limits=srv.limits.to_dict(),
         dtypes=list(DTYPES),
         queue={"queued": len(srv.sched.queue), "running": len(srv.sched.running)},

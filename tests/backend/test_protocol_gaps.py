@@ -100,6 +100,10 @@ def test_list_refuses_an_unknown_state_and_welcome_lists_auto(servers, clients):
     w = c.hello()
     assert w["teachers"]["semantic"][0] == "auto" and w["teachers"]["depth"][0] == "auto"
     assert w["executor"] == "local" and w["workers"][0]["node"] is None
+    # every name-valued setting's choices, so a client can offer drop-downs (the add-on does)
+    assert w["choices"]["config.data.poses"] == ["auto", "known", "sfm", "vggt"]
+    assert w["choices"]["config.data.split"] == ["auto", "scene", "every"]
+    assert w["choices"]["config.train.semantics.teacher"] == w["teachers"]["semantic"]
 
 
 def test_refused_bind_creates_no_jobs_folder(tmp_path):
