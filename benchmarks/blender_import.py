@@ -153,32 +153,15 @@ def run_stream(n_points: int, n_tris: int, n_classes: int, timeout: float = 600.
     result, the client thread, and ``session.tick`` pumped like Blender's timer (50 ms budget per tick).
     ``import_s`` is from the moment the final ``done`` message is dequeued (every result byte has arrived) to
     every object linked; parts are built while the stream is still arriving, as in Blender."""
-    import types
-    from pathlib import Path
-
     import bpy
 
-    repo = Path(__file__).resolve().parents[1]
-    sys.path.insert(0, str(repo / "tests" / "addon"))
-    from addon_testlib import BackendServer, make_image_folder  # the test suite's server launcher
-
-    from blender_addon.blender import actions, props, session as sess
+    from blender_addon.blender import session as sess
     from blender_addon.core import client
 
-    props.register()
-    tmp = Path(tempfile.mkdtemp(prefix="aligngs-bench-"))
-    srv = BackendServer(tmp / "jobs", runner=str(repo / "tests" / "addon" / "addon_runner.py") + ":run")
-    try:
-        folder = make_image_folder(tmp / "imgs", 8, {"points": n_points, "tris": n_tris, "classes": n_classes,
-                                                     "steps": 2, "step_s": 0.01})
-        scene = bpy.context.scene
-        scene.aligngs.image_dir = str(folder)
-        scene.aligngs.preset = "fast"
-        prefs = types.SimpleNamespace(address=srv.address, timeout_s=30.0, use_curve=False)
-        s = sess.Session()
-        bpy.app.timers.register = lambda fn, **kw: None  # pumped by hand below (timers never fire headless)
-        t_submit = time.perf_counter()
-        actions.start_reconstruction(s, scene, prefs)
+    from ._addon_job import submitted_job
+
+    with submitted_job(8, {"points": n_points, "tris": n_tris, "classes": n_classes, "steps": 2,
+                           "step_s": 0.01}) as (s, scene, t_submit):
         t_done = None
         ticks, max_tick = 0, 0.0
         real_get = None
@@ -213,8 +196,6 @@ def run_stream(n_points: int, n_tris: int, n_classes: int, timeout: float = 600.
             "n_points": res.n_points, "n_faces": res.n_faces, "n_classes": len(res.classes),
             "n_objects": len(res.objects), "mode": "stream", "blender": bpy.app.version_string,
         }
-    finally:
-        srv.stop()
 
 
 def main(argv=None) -> int:

@@ -98,28 +98,13 @@ def run_server_part(iterations: int, resolution: int, every: int) -> dict:
 
 def run_blender_part(points: int, steps: int, step_s: float, timeout: float = 300.0) -> dict:
     """Under .venv-blender: the add-on's session against a real backend.serve sending point previews."""
-    import types
-
     import bpy
 
-    sys.path.insert(0, str(REPO / "tests" / "addon"))
-    from addon_testlib import BackendServer, make_image_folder  # the test suite's server launcher
+    from blender_addon.blender import preview, session as sess
 
-    from blender_addon.blender import actions, preview, props, session as sess
+    from ._addon_job import submitted_job
 
-    props.register()
-    tmp = Path(tempfile.mkdtemp(prefix="aligngs-bench-"))
-    srv = BackendServer(tmp / "jobs", runner=str(REPO / "tests" / "addon" / "addon_runner.py") + ":run")
-    try:
-        folder = make_image_folder(tmp / "imgs", 3, {"points": 5000, "steps": steps, "step_s": step_s,
-                                                     "point_preview": points})
-        scene = bpy.context.scene
-        scene.aligngs.image_dir = str(folder)
-        scene.aligngs.preset = "fast"
-        prefs = types.SimpleNamespace(address=srv.address, timeout_s=30.0, use_curve=False)
-        s = sess.Session()
-        bpy.app.timers.register = lambda fn, **kw: None  # pumped by hand below (timers never fire headless)
-        actions.start_reconstruction(s, scene, prefs)
+    with submitted_job(3, {"points": 5000, "steps": steps, "step_s": step_s, "point_preview": points}) as (s, scene, _):
         t_start = time.perf_counter()
         ticks, max_tick, preview_ticks, last = 0, 0.0, [], None
         while s.job.phase not in ("done", "failed", "cancelled"):
@@ -143,8 +128,6 @@ def run_blender_part(points: int, steps: int, step_s: float, timeout: float = 30
                 "max_preview_tick_ms": 1e3 * max(preview_ticks) if preview_ticks else None,
                 "median_preview_tick_ms": 1e3 * sorted(preview_ticks)[len(preview_ticks) // 2] if preview_ticks else None,
                 "max_tick_ms": 1e3 * max_tick, "ticks": ticks, "blender": bpy.app.version_string}
-    finally:
-        srv.stop()
 
 
 def main(argv=None) -> int:
