@@ -146,10 +146,11 @@ def run_instances(data: Path, args, out_root: Path) -> dict:
     from aligngs.pipeline import reconstruct
     from aligngs.priors.ade20k import CLASS_NAMES
 
-    cfg = preset(args.preset, {"data": {"resolution": args.resolution}, "train": {"iterations": args.iterations,
-                                                                                   "seed": args.seed}})
+    cfg = preset(args.preset, {"data": {"resolution": args.resolution},
+                               "train": {"iterations": args.iterations, "seed": args.seed,
+                                         "identity": {"masks": args.masks}}})
     scene = load_scene(data, DataConfig(resolution=args.resolution))
-    out = out_root / f"instances_{data.name}"
+    out = out_root / f"instances_{data.name}_{args.masks}"
     t0 = time.perf_counter()
     report = reconstruct(scene, out, cfg)
     wall = time.perf_counter() - t0
@@ -242,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--views", type=int, default=8, help="virtual: training views")
     ap.add_argument("--teacher", default="strong", help="virtual: simulated teacher strength (mild | strong)")
     ap.add_argument("--tol", type=float, default=0.05, help="instances: metres to the nearest ground-truth point")
+    ap.add_argument("--masks", default="auto", choices=["auto", "provided", "associated"],
+                    help="instances: identity.masks (associated = ignore the instance maps, match teacher segments)")
     ap.add_argument("--seed", type=int, default=22)
     ap.add_argument("--out", default="out/bench/objects")
     ap.add_argument("--json")
