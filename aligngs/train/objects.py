@@ -180,18 +180,16 @@ def object_maps_for(cfg, model, frames, priors, extent: float):
 
 
 def _virtual_teacher(cfg, scene, device, sem: str):
-    """The teacher for virtual views: a hook in ``scene.meta['virtual_teacher']``, else the ground-truth mesh of a
-    synthetic room for provided labels, else the run's network teacher on the render; None when there is none."""
+    """The teacher for virtual views: a hook in ``scene.meta['virtual_teacher']`` (e.g. a benchmark's
+    :class:`~aligngs.train.virtual_views.MeshLabelTeacher` with its simulated teacher), else the run's network teacher
+    on the render; None when there is none. Provided labels have no network to run on a render; the ground-truth mesh
+    of a synthetic room is NOT used on its own: the run cannot know whether its labels were degraded (a benchmark's
+    simulated teacher), and clean mesh labels would leak the ground truth into it."""
     hook = scene.meta.get("virtual_teacher") if scene is not None else None
     if hook is not None:
-        return hook, "scene hook"
+        return hook, getattr(hook, "description", "scene hook")
     if sem in ("provided", "gt"):
-        gt = Path(scene.root) / "gt_mesh.ply" if scene is not None and scene.root else None
-        if gt is not None and gt.is_file():
-            from .virtual_views import MeshLabelTeacher
-
-            return MeshLabelTeacher.from_ply(gt), "ground-truth mesh labels"
-        return None, "provided labels and no labelled gt_mesh.ply"
+        return None, "provided labels: no teacher network to run on the renders (Scene.meta['virtual_teacher'])"
     if sem == "none":
         return None, "no semantic teacher"
     from ..priors.teachers import make_semantic_teacher

@@ -26,7 +26,9 @@ pool is drawn only once geometry has settled). Draws that fail are retried (``ma
 Inputs with provided labels have no network to run; for the synthetic rooms :class:`MeshLabelTeacher` renders the
 ground-truth-labelled scene (``gt_mesh.ply``: per-vertex class and instance) at the virtual camera by ray casting and
 passes the labels through the same simulated-teacher function the training views went through
-(:func:`aligngs.priors.simulate.simulate_teacher_labels` with the run's plan), so the term is testable offline.
+(:func:`aligngs.priors.simulate.simulate_teacher_labels` with the run's plan), so the term is testable offline. It is
+handed to the run as ``Scene.meta["virtual_teacher"]`` (the objects benchmark does); a run with provided labels and
+no such hook has no virtual views (it cannot know whether its labels were degraded).
 Each pose is labelled once per run (the first time it is used) and cached in memory; the pool is used in a
 shuffled order per pass that depends only on the seed and the pass.
 
@@ -223,6 +225,7 @@ class MeshLabelTeacher:
         self.face_class = np.asarray(vertex_class, np.int64)[self.faces[:, 0]]
         self.face_instance = None if vertex_instance is None else np.asarray(vertex_instance, np.int64)[self.faces[:, 0]]
         self.degrade, self.num_classes, self.smoothing = degrade, num_classes, smoothing
+        self.description = "ground-truth mesh labels" + (" through a simulated teacher" if degrade else "")
 
     @classmethod
     def from_ply(cls, path: str | Path, **kw) -> "MeshLabelTeacher":

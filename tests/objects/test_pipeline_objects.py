@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from aligngs.config import preset
+from aligngs.data.loaders import load_scene
 from aligngs.export.ply import read_ply
 from aligngs.pipeline import reconstruct
+from aligngs.train.virtual_views import MeshLabelTeacher
 
 ROOM = Path(__file__).resolve().parents[2] / "samples" / "room"
 
@@ -22,10 +24,16 @@ def test_pipeline_identities_and_virtual_views(tmp_path):
                                     "identity": {"masks": masks},
                                     "virtual_views": {"from_fraction": 0.5, "pool": 4}},
                           "mesh": {"min_instance_points": 20}})
-    rep = reconstruct(ROOM, tmp_path, cfg)
+    scene = load_scene(ROOM, cfg.data)
+    # provided labels and no hook: no virtual views (the run cannot know whether its labels were degraded)
+    rep0 = reconstruct(scene, tmp_path / "no_hook", preset("fast", {"data": {"resolution": 48, "max_train_views": 4},
+                                                                      "train": {"iterations": 2}}))
+    assert rep0["objects"]["virtual_views"]["off"].startswith("provided labels")
+    scene.meta["virtual_teacher"] = MeshLabelTeacher.from_ply(ROOM / "gt_mesh.ply", degrade=lambda lab, inst: lab)
+    rep = reconstruct(scene, tmp_path, cfg)
     obj = rep["objects"]
     assert obj["identity"]["masks"] == masks and obj["identity"]["objects"] >= 3
-    assert obj["virtual_views"] == {"teacher": "ground-truth mesh labels", "from_step": 12}
+    assert obj["virtual_views"] == {"teacher": "ground-truth mesh labels through a simulated teacher", "from_step": 12}
     assert "identity" in rep["final_losses"] and "virtual" in rep["final_losses"]
     v, _ = read_ply(tmp_path / "gaussians.ply")
     assert "object_id" in v and len(np.unique(v["object_id"])) >= 2
