@@ -559,7 +559,8 @@ def sparse_main(argv: list[str]) -> int:
     ap.add_argument("--init", default="sfm+prior", choices=["sfm", "sfm+prior", "gt-depth"],
                     help="sfm: triangulated matches of the K views; sfm+prior: + SPARS3R dense cloud from the depth "
                          "prior; gt-depth: back-projected ground-truth depth (oracle)")
-    ap.add_argument("--mode", nargs="+", default=["3dgs", "aligngs"], choices=["3dgs", "aligngs"])
+    ap.add_argument("--mode", nargs="*", default=["3dgs", "aligngs"], choices=["3dgs", "aligngs"],
+                    help="modes to run (none: only the --ablation runs)")
     ap.add_argument("--ablation", action="store_true", help="also run AlignGS with each term off in turn")
     ap.add_argument("--ablation-seeds", type=int, nargs="+", help="seeds for the ablation (default: all)")
     ap.add_argument("--ablation-teacher", help="teacher for the ablation (default: the first --teacher)")
