@@ -564,6 +564,7 @@ def sparse_main(argv: list[str]) -> int:
     ap.add_argument("--ablation", action="store_true", help="also run AlignGS with each term off in turn")
     ap.add_argument("--ablation-seeds", type=int, nargs="+", help="seeds for the ablation (default: all)")
     ap.add_argument("--ablation-teacher", help="teacher for the ablation (default: the first --teacher)")
+    ap.add_argument("--ablation-terms", nargs="+", choices=list(ABLATIONS), help="only these ablations (default: all)")
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--iterations", type=int)
     ap.add_argument("--preset", default="fast")
@@ -620,7 +621,7 @@ def sparse_main(argv: list[str]) -> int:
                     rows.append(run_mode(case, "aligngs", args.preset, overrides, out, args.threshold, teacher=t))
                     _progress(rows[-1])
             if args.ablation and (args.ablation_seeds is None or seed in args.ablation_seeds):
-                for name in ABLATIONS:
+                for name in (args.ablation_terms or ABLATIONS):
                     rows.append(run_mode(case, "aligngs", args.preset, overrides, out, args.threshold,
                                          teacher=abl_teacher, ablation=name))
                     _progress(rows[-1])
