@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..config import TrainConfig, scale_schedule
 from ..data.types import Frame
-from ..metrics.image import ssim
+from ..metrics.image import ssim as reference_ssim  # noqa: F401  (the metric; ``ssim`` below is the same value)
 from ..model.gaussians import GaussianModel
 from ..progress import CancelFn, Progress, ProgressFn, check_cancel
 from ..render.view import ViewTensors, render, render_semantics, sh_colors  # noqa: F401  (re-exported)
@@ -69,6 +69,28 @@ class NormalFeatureSource(Protocol):
     """Supplies per-Gaussian camera-space normals for a view (the "normals" need)."""
 
     def __call__(self, model: GaussianModel, view: ViewTensors) -> torch.Tensor: ...
+
+
+def ssim(pred: torch.Tensor, gt: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """``aligngs.metrics.image.ssim`` (3DGS's SSIM) for [B,C,H,W] batches, computed with the 11x11 Gaussian window
+    split into two 1-D passes and the five filtered maps (x, y, x^2, y^2, xy) in one grouped convolution per pass:
+    the same value up to float rounding, ~1/5 of the multiply-adds and 2 instead of 5 convolution calls (forward
+    and backward)."""
+    c = pred.shape[1]
+    x = torch.cat([pred, gt, pred * pred, gt * gt, pred * gt], dim=1)  # [B, 5C, H, W]
+    g = torch.arange(window_size, dtype=torch.float64, device=pred.device) - window_size // 2
+    g = torch.exp(-(g ** 2) / (2 * sigma ** 2))
+    g = (g / g.sum()).to(pred.dtype)
+    k = 5 * c
+    pad = window_size // 2
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(k, 1, 1, window_size), padding=(0, pad), groups=k)
+    x = F.conv2d(x, g.view(1, 1, -1, 1).expand(k, 1, window_size, 1), padding=(pad, 0), groups=k)
+    mu1, mu2, e11, e22, e12 = x.split(c, dim=1)
+    mu1_sq, mu2_sq, mu12 = mu1 * mu1, mu2 * mu2, mu1 * mu2
+    s1, s2, s12 = e11 - mu1_sq, e22 - mu2_sq, e12 - mu12
+    C1, C2 = 0.01 ** 2, 0.03 ** 2
+    ssim_map = ((2 * mu12 + C1) * (2 * s12 + C2)) / ((mu1_sq + mu2_sq + C1) * (s1 + s2 + C2))
+    return ssim_map.mean()
 
 
 def photometric_loss(pred: torch.Tensor, gt: torch.Tensor, ssim_lambda: float) -> torch.Tensor:
