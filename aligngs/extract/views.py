@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class ViewRender:
     rgb: np.ndarray  # [H,W,3] float32
-    depth: np.ndarray  # [H,W] float32, 0 where alpha < 0.5
+    depth: np.ndarray  # [H,W] float32: MeshConfig.depth (median: 0 where T never reaches 0.5; expected: 0 where alpha < 0.5)
     alpha: np.ndarray  # [H,W]
     labels: np.ndarray | None = None  # [H,W] int32
     confidence: np.ndarray | None = None  # [H,W] float32
@@ -36,14 +36,19 @@ class Outputs:
 
 
 @torch.no_grad()
-def render_view(model: GaussianModel, frame: Frame, cfg: PipelineConfig, decoder=None, alpha_min: float = 0.5) -> ViewRender:
+def render_view(model: GaussianModel, frame: Frame, cfg: PipelineConfig, decoder=None,
+                alpha_min: float | None = None) -> ViewRender:
+    alpha_min = cfg.mesh.alpha_min if alpha_min is None else alpha_min
     view = ViewTensors.of(frame.camera, model.device)
     bg = torch.tensor(cfg.train.background, dtype=torch.float32, device=model.device)
-    out, _ = render(model, view, model.sh_degree, bg)
+    out, _ = render(model, view, model.sh_degree, bg, median_depth=cfg.mesh.depth == "median")
     rgb = out["rgb"].clamp(0, 1).cpu().numpy()
     alpha = out["alpha"].cpu().numpy()
-    depth = out["depth"].cpu().numpy()
-    depth = np.where(alpha >= alpha_min, depth, 0.0).astype(np.float32)
+    if "median_depth" in out:  # the surface where the transmittance reaches 0.5 (0 where it never does)
+        depth = out["median_depth"].cpu().numpy().astype(np.float32)
+    else:
+        depth = out["depth"].cpu().numpy()
+        depth = np.where(alpha >= alpha_min, depth, 0.0).astype(np.float32)
     vr = ViewRender(rgb, depth, alpha)
     if "semantics" in model.params:
         sem = render_semantics(model, view)
