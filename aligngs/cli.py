@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .config import Device, Mode, PoseMethod, SemanticTeacherName, SplitMode, choices
-from .config import PRESETS, deep_merge, preset
+from .config import DEFAULT_PRESET, deep_merge, preset, preset_names, resolve_preset
 
 
 def build_config(args) -> "PipelineConfig":  # noqa: F821
@@ -79,16 +79,17 @@ def cmd_reconstruct(args) -> int:
     finally:
         for b in bars.values():
             b.close()
-    print(summary(report, Path(args.out)))
+    print(summary(report, Path(args.out), preset=resolve_preset(args.preset, cfg.train.device)))
     return 0
 
 
-def summary(report: dict, out: Path) -> str:
+def summary(report: dict, out: Path, preset: str | None = None) -> str:
     m, c, t = report.get("metrics", {}), report["counts"], report["timings"]
     lines = [
         "",
         f"AlignGS ({report['mode']}) on {report['input']}  [{report['device']}]",
         f"  views       {len(report['views']['train'])} train / {len(report['views']['test'])} test; init from {report['init']['source']} ({report['init']['points']} points)",
+        *([f"  preset      {preset}, {report['config']['train']['iterations']} iterations"] if preset else []),
         f"  gaussians   {c['gaussians']:,}",
         f"  mesh        {c['mesh_vertices']:,} vertices, {c['mesh_faces']:,} faces; {c['classes']} classes",
     ]
@@ -127,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reconstruct", help="reconstruct a scene from images (+ poses / depth if present)")
     r.add_argument("input", help="image folder, transforms.json folder, COLMAP model or RGB-D frame folder")
     r.add_argument("--out", required=True, help="output folder")
-    r.add_argument("--preset", default="balanced", choices=sorted(PRESETS))
+    r.add_argument("--preset", default=DEFAULT_PRESET, choices=preset_names(),
+                   help="auto (default): balanced on CUDA, fast on a CPU")
     r.add_argument("--mode", choices=choices(Mode))
     r.add_argument("--config", help="JSON file of PipelineConfig overrides")
     r.add_argument("--iterations", type=int)
