@@ -33,6 +33,7 @@ class Outputs:
     splits: list = field(default_factory=list)  # aligngs.extract.splits.ClassSplit
     gaussian_class: np.ndarray | None = None
     gaussian_conf: np.ndarray | None = None
+    gaussian_object: np.ndarray | None = None  # identity object id per Gaussian (aligngs.extract.instances)
 
 
 @torch.no_grad()
@@ -63,7 +64,7 @@ def render_view(model: GaussianModel, frame: Frame, cfg: PipelineConfig, decoder
 
 
 def extract_outputs(model: GaussianModel, frames: list[Frame], cfg: PipelineConfig, extent: float, *, decoder=None,
-                    device=None, should_cancel: CancelFn | None = None) -> Outputs:
+                    device=None, should_cancel: CancelFn | None = None, identity=None) -> Outputs:
     from .tsdf import fuse_tsdf
     from . import labeling, splits
 
@@ -99,7 +100,13 @@ def extract_outputs(model: GaussianModel, frames: list[Frame], cfg: PipelineConf
                 [r.confidence for r in renders], depth_tol)
             mesh.vertex_attrs["class_id"] = cls.astype(np.int32)
             mesh.vertex_attrs["confidence"] = conf.astype(np.float32)
-        out.splits = splits.split_by_class(mesh, points, min_instance_points=cfg.mesh.min_instance_points)
+        if identity is not None and "identities" in p:  # instances from the learned identities (issue 13)
+            from .instances import object_splits
+
+            out.splits, out.gaussian_object = object_splits(model, identity, frames, renders, mesh, points, keep,
+                                                            cfg.mesh.min_instance_points, extent)
+        else:
+            out.splits = splits.split_by_class(mesh, points, min_instance_points=cfg.mesh.min_instance_points)
     return out
 
 

@@ -58,7 +58,11 @@ class SemanticDistillation:
         pr = ctx.priors
         if pr is None or pr.sem_scores is None:
             return ctx.gt.new_zeros(())
-        rendered = render_semantics(ctx.model, ctx.view)  # [S,H,W]
+        from .objects import detached_channels
+
+        # [S,H,W]: the detached pass, shared with the identity encodings when the model has them (one rasterization)
+        rendered = detached_channels(ctx, "semantics") if "identities" in ctx.model.params else \
+            render_semantics(ctx.model, ctx.view)
         if self.decoder is not None:
             rendered = self.decoder(rendered)
         ctx.cache["semantics"] = rendered
