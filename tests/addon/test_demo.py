@@ -20,7 +20,7 @@ from addon_testlib import REPO, have_backend
 ROOM = REPO / "samples" / "room"
 
 
-def run_demo(out: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_demo(out: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1")
     return subprocess.run([sys.executable, "-m", "tools.demo", "--out", str(out), *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout)
