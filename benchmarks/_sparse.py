@@ -465,17 +465,23 @@ METRICS = ("fscore", "accuracy", "completion", "precision", "recall", "psnr", "s
            "wall_s", "peak_mem_mb", "n_gaussians")
 
 
+def _dataset(r: dict) -> str:
+    """Synthetic rooms (the sample and generated seeds) average together; other inputs stay apart."""
+    d = str(r["data"])
+    return "synthetic rooms" if r.get("reference") == "gt_mesh" or "room" in d or "/seed" in d else d
+
+
 def mean_rows(rows: list[dict]) -> list[dict]:
     """One row per (mode, teacher, ablation, views, depth prior, init): metrics averaged over the seeds present."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["mode"], r["teacher"], r["ablation"], r["views"], r["depth_prior"], r["init"],
-                           r["data"] if not str(r["data"]).startswith("/tmp") else "rooms"), []).append(r)
+                           _dataset(r)), []).append(r)
     out = []
     for (mode, teacher, abl, views, dp, init, _), rs in groups.items():
         m = {"mode": mode, "teacher": teacher, "ablation": abl, "views": views, "depth_prior": dp, "init": init,
              "seed": "mean", "seeds": [r["seed"] for r in rs], "n": len(rs), "oracle": any(r["oracle"] for r in rs),
-             "data": rs[0]["data"] if len({r["data"] for r in rs}) == 1 else f"{len(rs)} rooms"}
+             "data": _dataset(rs[0])}
         for k in METRICS:
             vals = [r[k] for r in rs if r.get(k) is not None]
             m[k] = float(np.mean(vals)) if len(vals) == len(rs) else None
@@ -638,7 +644,7 @@ def _tables(rows: list[dict]) -> None:
             "ssim", "lpips", "miou", "teacher_miou", "wall_s", "peak_mem_mb", "oracle"]
     main_rows = [r for r in rows if not r["ablation"]]
     print_rows(main_rows, cols, "per seed (sparse protocol; timings on a shared, loaded machine: upper bounds)")
-    print_rows(mean_rows(main_rows), ["mode", "teacher", "n", "views", "depth_prior", "init", "fscore", "accuracy",
+    print_rows(mean_rows(main_rows), ["data", "mode", "teacher", "n", "views", "depth_prior", "init", "fscore", "accuracy",
                                       "completion", "psnr", "ssim", "lpips", "miou", "teacher_miou", "wall_s",
                                       "peak_mem_mb", "oracle"], "mean over seeds")
     abl = ablation_rows(rows)
