@@ -28,6 +28,7 @@ from ..metrics.image import ssim as reference_ssim  # noqa: F401  (the metric; `
 from ..model.gaussians import GaussianModel
 from ..progress import CancelFn, Progress, ProgressFn, check_cancel
 from ..render.view import ViewTensors, render, render_semantics, sh_colors  # noqa: F401  (re-exported)
+from .preview import point_preview
 from .strategy import ReferenceStrategy
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,9 @@ class Trainer:
         self.optimizers = self._make_optimizers()
         self.extra_modules = list(extra_modules)
         self.extra_optimizer = (
-            torch.optim.Adam([p for m in self.extra_modules for p in m.parameters()], lr=self.semantic_lr, eps=cfg.lr.eps)
+            # a module may carry its own rate (``lr`` attribute, e.g. the identity classifier); else the semantic one
+            torch.optim.Adam([{"params": list(m.parameters()), "lr": getattr(m, "lr", self.semantic_lr)}
+                              for m in self.extra_modules], lr=self.semantic_lr, eps=cfg.lr.eps)
             if self.extra_modules else None
         )
         self.step = 0
@@ -163,6 +166,7 @@ class Trainer:
         lrs = {
             "means": lr.means * self.extent, "scales": lr.scales, "quats": lr.quats, "opacities": lr.opacities,
             "sh0": lr.sh0, "shN": lr.shN, "semantics": self.semantic_lr,
+            "identities": self.cfg.identity.lr,  # Gaussian Grouping encodings (aligngs.model.identity)
         }
         # fused: one multi-threaded kernel per parameter instead of ~10 elementwise passes (about 4x faster on CPU
         # at 200k Gaussians; same update up to float rounding); the strategy's ops edit its state like the default's
@@ -222,17 +226,29 @@ class Trainer:
             losses = self.train_step()
             self.history.append(losses)
             now = time.perf_counter()
-            if self.progress and (now - last_report >= self.progress_every_s or self.step == total):
+            points = self._point_preview(total)
+            if self.progress and (points is not None or now - last_report >= self.progress_every_s
+                                  or self.step == total):
                 last_report = now
                 done = self.step - start
                 eta = (now - t0) / max(done, 1) * (total - self.step)
                 self.progress(Progress("train", self.step / total, f"iteration {self.step}/{total}", self.step, total,
-                                       losses, self.model.n, eta))
+                                       losses, self.model.n, eta, points=points))
             if checkpoint_path and self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0:
                 self.save_checkpoint(checkpoint_path)
         if checkpoint_path:
             self.save_checkpoint(checkpoint_path)
         return self.history
+
+    def _point_preview(self, total: int):
+        """The live point preview when one is due (``TrainConfig.preview_every``) and someone listens, else None."""
+        every = self.cfg.preview_every
+        if every is None:
+            every = 100 if self.device.type == "cuda" else 25
+        if not self.progress or every <= 0 or (self.step % every and self.step != total):
+            return None
+        decoder = next((m for m in self.extra_modules if hasattr(m, "decode_features")), None)
+        return point_preview(self.model, max_points=self.cfg.preview_max_points, decoder=decoder)
 
     # --- checkpoints (tensors + plain numbers; loaded with weights_only=True) -----------------------
     def save_checkpoint(self, path: Path) -> None:

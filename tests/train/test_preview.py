@@ -69,3 +69,27 @@ def test_point_preview_checks_its_arrays():
         PointPreview(np.zeros((3, 3), np.float16), np.zeros((2, 3), np.uint8))
     with pytest.raises(ValueError, match="max_points"):
         point_preview(_model()[0], max_points=0)
+
+
+def test_trainer_sends_a_point_preview_every_n_iterations_and_at_the_end():
+    from aligngs.config import TrainConfig
+    from aligngs.data.types import Camera, Frame
+    from aligngs.train.trainer import Trainer
+
+    m, rng = _model(n=300)
+    K = np.array([[20.0, 0, 12], [0, 20.0, 8], [0, 0, 1]])
+    c2w = np.eye(4)
+    c2w[2, 3] = -6.0
+    frame = Frame(name="v", camera=Camera(c2w, K, 24, 16), image=rng.uniform(0, 1, (16, 24, 3)).astype(np.float32))
+    seen = []
+    cfg = TrainConfig(iterations=7, preview_every=3)
+    cfg.densify.enabled = False
+    tr = Trainer(m, [frame], cfg, extent=4.0, progress=seen.append, progress_every_s=1e9)
+    tr.train()
+    steps = [p.iteration for p in seen if p.points is not None]
+    assert steps == [3, 6, 7]
+    assert all(p.points.total == m.n for p in seen if p.points is not None)
+    cfg.preview_every = 0
+    seen.clear()
+    Trainer(m, [frame], cfg, extent=4.0, progress=seen.append, progress_every_s=1e9).train()
+    assert all(p.points is None for p in seen)
