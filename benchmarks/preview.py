@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ def run_server_part(iterations: int, resolution: int, every: int) -> dict:
     from aligngs.model.gaussians import GaussianModel
     from aligngs.model.init import initial_points
     from aligngs.train.trainer import Trainer
+    from aligngs.wire import decode_json_object
     from backend.worker import ProgressSender
 
     cfg = preset("fast", {"mode": "3dgs", "data": {"resolution": resolution},
@@ -81,7 +83,7 @@ def run_server_part(iterations: int, resolution: int, every: int) -> dict:
     wall = time.perf_counter() - t0
     while pull.poll(100):
         frames = pull.recv_multipart()
-        if b'"points": {' in frames[0] or b'"points":{' in frames[0]:
+        if decode_json_object(frames[0], "worker message").get("points") is not None:
             sizes.append(sum(len(f) for f in frames))
     push.close(0)
     pull.close(0)
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
             proc = subprocess.run([str(BPY_PYTHON), "-m", "benchmarks", "preview", "--part", "blender",
                                    "--points", str(args.points), "--json", str(js)], cwd=REPO, capture_output=True,
                                   text=True, timeout=600,
-                                  env={**__import__("os").environ, "BLENDER_USER_RESOURCES": str(Path(d) / "user")})
+                                  env={**os.environ, "BLENDER_USER_RESOURCES": str(Path(d) / "user")})
             if proc.returncode != 0:
                 print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
                 return proc.returncode
