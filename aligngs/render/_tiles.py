@@ -82,7 +82,10 @@ def plan_tiles(
         vid = vid.index_select(0, torch.argsort(torch.div(vid, N, rounding_mode="floor"), stable=True))
     cam = torch.div(vid, N, rounding_mode="floor")
 
-    mv = means2d.detach().reshape(C * N, 2).float().index_select(0, vid) / tile_size
+    # mean (2), conic (3) and opacity of each visible Gaussian in one table: one gather per pair below
+    gv = torch.cat([means2d.detach().reshape(C * N, 2).float(), conics.detach().reshape(C * N, 3).float(),
+                    opacities.detach().reshape(C * N, 1).float()], dim=1).index_select(0, vid)
+    mv = gv[:, :2] / tile_size
     rv = radii.reshape(C * N, 2).index_select(0, vid).float() / tile_size
     x0 = torch.floor(mv[:, 0] - rv[:, 0]).clamp_(0, tw)
     x1 = torch.ceil(mv[:, 0] + rv[:, 0]).clamp_(0, tw)
@@ -103,12 +106,8 @@ def plan_tiles(
 
     # Drop pairs whose tile has no pixel centre with alpha >= 1/255 (~30% of the box tiles):
     # the minimum of the Gaussian's exponent over the tile's rectangle of pixel centres.
-    keep = _ellipse_hits_tiles(
-        means2d.detach().reshape(C * N, 2).float().index_select(0, vid).index_select(0, rep),
-        conics.detach().reshape(C * N, 3).float().index_select(0, vid).index_select(0, rep),
-        opacities.detach().reshape(C * N).float().index_select(0, vid).index_select(0, rep),
-        tx, ty, tile_size, width, height,
-    )
+    gp = gv.index_select(0, rep)
+    keep = _ellipse_hits_tiles(gp[:, :2], gp[:, 2:5], gp[:, 5], tx, ty, tile_size, width, height)
     kept = torch.nonzero(keep).squeeze(1)
     rep = rep.index_select(0, kept)
     tile = cam.index_select(0, rep) * T + (ty.index_select(0, kept) * tw + tx.index_select(0, kept)).long()

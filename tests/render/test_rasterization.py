@@ -9,6 +9,7 @@ import torch
 
 import aligngs.render.api as api
 from aligngs.render import rasterization
+import aligngs.render._composite as composite_mod
 from aligngs.render._composite import _denormals_flushed
 from aligngs.render.reference import rasterization_reference
 
@@ -143,7 +144,15 @@ def test_hand_computed_two_layers_and_clamp():
     assert r[0, 4, 4].tolist() == pytest.approx([a_back * (1 - a_front), a_front], rel=1e-12)
 
 
-def test_gradcheck_tiny_scene():
+@pytest.fixture(params=["saved", "recomputed"])
+def backward_path(request, monkeypatch):
+    """Both backward paths: forward intermediates kept for the backward, or recomputed there (over budget)."""
+    if request.param == "recomputed":
+        monkeypatch.setattr(composite_mod, "SAVE_BYTES", 0)
+    return request.param
+
+
+def test_gradcheck_tiny_scene(backward_path):
     g = torch.Generator().manual_seed(7)
     n = 4
     means = torch.stack([torch.rand(n, generator=g) * 1.2 - 0.6, torch.rand(n, generator=g) - 0.5,
@@ -167,7 +176,7 @@ def test_gradcheck_tiny_scene():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_gradients_match_reference(seed, scene_factory):
+def test_gradients_match_reference(seed, scene_factory, backward_path):
     configs = [
         dict(features=5, n_cameras=2, render_mode="RGB+ED", bg=True),
         dict(sh_degree=3, features=None, render_mode="RGB+D", bg=False),
@@ -203,7 +212,7 @@ def test_gradients_match_reference(seed, scene_factory):
             torch.testing.assert_close(gf, gr, rtol=1e-7, atol=1e-9)
 
 
-def test_gradients_match_reference_at_clamped_alphas():
+def test_gradients_match_reference_at_clamped_alphas(backward_path):
     """Opacity-1 Gaussians centred exactly on pixel centres: alpha hits the 0.999 clamp, where
     d alpha / d logit must be 0."""
     g = torch.Generator().manual_seed(4)
