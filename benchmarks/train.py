@@ -276,6 +276,7 @@ def run(args) -> dict:
         "data": str(data),
         "mode": cfg.mode,
         "preset": args.preset,
+        "preset_resolved": _resolved_preset(args.preset, str(device)),
         "resolution": cfg.data.resolution,
         "iterations": total,
         "device": str(device),
@@ -310,7 +311,8 @@ def _row_line(r: dict) -> str:
 
 
 def print_report(res: dict) -> None:
-    print(f"train benchmark: {res['mode']} / preset {res['preset']} / {res['resolution']}px / {res['iterations']} its "
+    preset = res["preset"] if res.get("preset_resolved") in (None, res["preset"]) else f"{res['preset']} -> {res['preset_resolved']}"
+    print(f"train benchmark: {res['mode']} / preset {preset} / {res['resolution']}px / {res['iterations']} its "
           f"on {res['data']} [{res['device']}, {res['torch_threads']} torch threads]; {res['train_views']} train / "
           f"{res['test_views']} held-out views; reference TSDF from {res['reference_frames']} held-out depth frames; "
           f"init {res['init']['points']} points ({res['init']['source']})")
@@ -355,6 +357,15 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(res, indent=1, default=float))
     return 0
+
+
+def _resolved_preset(name: str, device: str) -> str | None:
+    """The concrete preset ``name`` ran as (``auto`` -> by device); None for checkouts without ``resolve_preset``."""
+    try:
+        from aligngs.config import resolve_preset
+    except ImportError:
+        return None
+    return resolve_preset(name, device)
 
 
 def _cli_default_preset() -> str:

@@ -38,7 +38,7 @@ def test_steps_scale_with_iterations(iterations):
     assert t.schedule_iterations == iterations
     # the shape: switch-ons and resets at the same share of the run (within rounding)
     assert abs(t.loss.depth_from_iter / iterations - 1500 / 7000) < 1e-3
-    assert abs(t.densify.reset_every / iterations - 3000 / 7000) < 1e-3
+    assert t.densify.reset_every == 3000  # absolute: recovery from a reset takes the same steps in any run
     assert t.densify.refine_stop_iter > iterations  # refinement through the whole run, as in the reference
 
 
@@ -46,7 +46,7 @@ def test_hand_computed_2000():
     t = TrainConfig(iterations=2000)
     assert (t.sh_degree_interval, t.lr.means_decay_steps) == (286, 8571)
     assert (t.densify.refine_start_iter, t.densify.refine_every, t.densify.reset_every, t.densify.refine_stop_iter) \
-        == (143, 29, 857, 4286)
+        == (143, 29, 3000, 4286)
     assert (t.loss.depth_from_iter, t.loss.normal_from_iter) == (429, 429)
 
 
@@ -71,10 +71,10 @@ def test_round_trip_is_idempotent_and_absolute_steps_stay():
 def test_scaling_does_not_mutate_shared_subconfigs():
     t = TrainConfig()
     t2 = TrainConfig(iterations=1400, lr=t.lr, densify=t.densify, loss=t.loss)
-    assert t.densify.reset_every == 3000 and t2.densify.reset_every == 600
+    assert t.densify.refine_every == 100 and t2.densify.refine_every == 20
     t.iterations = 700  # changed after construction: an explicit rescale (the trainer does this on a copy)
     scale_schedule(t)
-    assert t.densify.reset_every == 300 and t.schedule_iterations == 700
+    assert t.densify.refine_every == 10 and t.schedule_iterations == 700
 
 
 def test_bad_schedule_iterations_raise():
@@ -90,13 +90,12 @@ def test_every_preset_keeps_the_reference_shape_at_any_length(name):
         n = t.iterations
         assert abs(t.loss.depth_from_iter - round(1500 * n / 7000)) <= 1
         assert abs(t.loss.normal_from_iter - round(1500 * n / 7000)) <= 1
-        assert abs(t.densify.reset_every - round(3000 * n / 7000)) <= 1
+        assert t.densify.reset_every == 3000
         assert abs(t.sh_degree_interval - round(1000 * n / 7000)) <= 1
         assert abs(t.lr.means_decay_steps - round(30_000 * n / 7000)) <= 1
         assert t.densify.refine_stop_iter >= n
-        # SH growth reaches the preset's degree inside the run, and a reset happens inside it
+        # SH growth reaches the preset's degree inside the run
         assert t.sh_degree * t.sh_degree_interval < n
-        assert t.densify.reset_every < n
 
 
 def test_auto_preset_by_device():
