@@ -39,6 +39,7 @@ class TilePlan:
     pair_tiles: Tensor  # [M] int64 global tile id of each pair
     tile_counts: Tensor  # [C * T] int64
     tiles_per_gauss: Tensor  # [C, N] int32
+    colors_per_camera: bool = False  # colour table rows are camera * N + gaussian (else gaussian)
     chunks: List[Chunk] = field(default_factory=list)
     empty: Optional[Tuple[Tensor, Tensor, Tensor]] = None  # (camera, row, column) of empty tiles
 
@@ -49,6 +50,10 @@ class TilePlan:
     @property
     def tiles_per_image(self) -> int:
         return self.tile_width * self.tile_height
+
+    def pair_color_rows(self) -> Tensor:
+        """[M] int64: the colour-table row of each pair."""
+        return self.pair_flat_ids if self.colors_per_camera else self.pair_flat_ids % self.n_gaussians
 
 
 @torch.no_grad()
@@ -177,6 +182,7 @@ def plan_tiles(
         pair_tiles=tile,
         tile_counts=tile_counts,
         tiles_per_gauss=tiles_per_gauss.reshape(C, N),
+        colors_per_camera=colors_per_camera,
         chunks=chunks,
         empty=_tile_where(empty, T, tw) if empty.numel() else None,
     )

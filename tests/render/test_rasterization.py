@@ -269,6 +269,24 @@ def test_threads_and_chunking_do_not_change_results(scene_factory, monkeypatch):
         torch.testing.assert_close(o1, o3, rtol=1e-12, atol=1e-12)
 
 
+def test_for_each_parallel_runs_every_index_once_and_reraises():
+    seen = []
+    with composite_mod.single_threaded_torch():
+        composite_mod.for_each_parallel(seen.append, 50, workers=3)
+    assert sorted(seen) == list(range(50))
+
+    n_threads = torch.get_num_threads()
+
+    def boom(i):
+        if i == 7:
+            raise RuntimeError("chunk 7 failed")
+
+    with pytest.raises(RuntimeError, match="chunk 7 failed"):
+        with composite_mod.single_threaded_torch():
+            composite_mod.for_each_parallel(boom, 50, workers=2)
+    assert torch.get_num_threads() == n_threads
+
+
 def test_no_global_state_left_behind(scene_factory):
     scene = scene_factory(seed=0, features=3)
     n_threads = torch.get_num_threads()
