@@ -40,11 +40,18 @@ class Projection:
     valid: Tensor  # [C, N] bool, radii > 0 on both axes
 
 
+def components(t: Tensor) -> tuple:
+    """The last axis of ``t`` as contiguous tensors: ``t.unbind(-1)`` gives strided views, and every
+    elementwise op on a strided operand runs a scalar loop (5-8x slower on [N] rows here: the projection's
+    forward took 22 ms instead of ~5 ms for 61k Gaussians)."""
+    return t.movedim(-1, 0).contiguous().unbind(0)
+
+
 def rotscale_components(quats: Tensor, scales: Tensor):
     """``R(q) diag(s)`` as a 3x3 nested list of [N] tensors (quaternion normalised here)."""
     q = F.normalize(quats, p=2, dim=-1)
-    w, x, y, z = q.unbind(-1)
-    s0, s1, s2 = scales.unbind(-1)
+    w, x, y, z = components(q)
+    s0, s1, s2 = components(scales)
     xx, yy, zz = x * x, y * y, z * z
     xy, xz, yz = x * y, x * z, y * z
     wx, wy, wz = w * x, w * y, w * z
@@ -73,7 +80,7 @@ def project_gaussians(
     rot = viewmats[:, :3, :3]  # [C, 3, 3]
     trans = viewmats[:, :3, 3]  # [C, 3]
     means_c = torch.matmul(means[None], rot.transpose(1, 2)) + trans[:, None, :]  # [C, N, 3]
-    x, y, z = means_c.unbind(-1)
+    x, y, z = components(means_c)
 
     fx = Ks[:, 0, 0, None]
     fy = Ks[:, 1, 1, None]
@@ -204,7 +211,7 @@ def sh_colors(
     N-long rows (broadcasting over the small K and 3 axes is several times slower)."""
     campos = torch.inverse(viewmats)[:, :3, 3]  # [C, 3]
     dirs = F.normalize(means[None, :, :] - campos[:, None, :], p=2, dim=-1)  # [C, N, 3]
-    x, y, z = dirs.unbind(-1)
+    x, y, z = components(dirs)
     K = (sh_degree + 1) ** 2
     basis = torch.stack(sh_bases(sh_degree, x, y, z), dim=0)  # [K, C, N]
     if coeffs.dim() == 3:

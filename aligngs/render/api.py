@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._composite import composite, flush_denormal, pair_coefficients, pixel_basis, single_threaded_torch
 from ._features import FeatureWeights
-from ._isolate import isolated
+from ._isolate import Split, isolated
 from ._projection import project_gaussians, sh_colors
 from ._tiles import gsplat_isect_meta, plan_tiles
 
@@ -19,6 +19,9 @@ CPU_TILE_SIZE = 8
 # Work-array budget of one chunk of tiles, in float32 elements of [tiles, pixels + channels,
 # Gaussians]; sized so that a chunk's handful of temporaries stays in a 2 MiB L2 cache.
 CPU_CHUNK_ELEMS = 1 << 17
+# The projection and SH run as two halves of the Gaussians on parallel threads from this many Gaussians on (the
+# split costs ~100 extra small ops; results do not depend on the worker count).
+SPLIT_MIN_GAUSSIANS = 4096
 
 
 def rasterization(
@@ -249,8 +252,15 @@ def _rasterization_cpu(
         return (torch.cat([renders[..., :-1], renders[..., -1:] / alphas.clamp(min=1e-10)], dim=-1),)
 
     with flush_denormal(), single_threaded_torch():
+        N = means.shape[0]
+        feats_per_gaussian = sh_degree is None and colors.dim() == 2 and render_mode == "RGB"
+        split = Split(
+            n=N, in_dims=(0, 0, 0, 0, 0 if colors.dim() == (3 if sh_degree is not None else 2) else 1, None, None),
+            out_dims=(1, 1, 1, 1, 0 if feats_per_gaussian else 1, 1),
+            parts=2 if N >= SPLIT_MIN_GAUSSIANS else 1, workers=workers,
+        )
         means2d, conics, depths, opac, feats, radii = isolated(
-            front, means, quats, scales, opacities, colors, viewmats, Ks
+            front, means, quats, scales, opacities, colors, viewmats, Ks, split=split
         )
         bg = backgrounds
         if bg is not None and render_mode in ("RGB+D", "RGB+ED"):

@@ -269,6 +269,35 @@ def test_threads_and_chunking_do_not_change_results(scene_factory, monkeypatch):
         torch.testing.assert_close(o1, o3, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize(
+    "opts",
+    [
+        dict(features=3, render_mode="RGB+ED"),
+        dict(features=5, render_mode="RGB"),  # colours pass straight through (a [N, D] output)
+        dict(features=None, sh_degree=2, render_mode="RGB+D", n_cameras=2),
+        dict(features=4, per_camera_colors=True, n_cameras=2, render_mode="ED"),
+    ],
+)
+def test_split_projection_matches_unsplit(opts, scene_factory, monkeypatch):
+    """The projection / SH as two halves of the Gaussians on parallel threads: same renders and gradients as one
+    part (to rounding), and bit-identical for 1 or 2 workers."""
+    opts = dict(opts)
+    mode = opts.pop("render_mode")
+    scene = scene_factory(seed=11, n=301, **opts)
+    outs = []
+    for min_split, workers in ((10**9, 1), (1, 1), (1, 2)):
+        monkeypatch.setattr(api, "SPLIT_MIN_GAUSSIANS", min_split)
+        params = [p.clone().requires_grad_(True) for p in scene.params()]
+        r, a, meta = rasterization(*scene.args(params), render_mode=mode, cpu_workers=workers, **scene.kwargs)
+        (r.square().sum() + a.sum()).backward()
+        outs.append([r, a, meta["means2d"], meta["radii"]] + [p.grad for p in params])
+    assert float(outs[0][4].abs().max()) > 0
+    for o1, o2 in zip(outs[0], outs[1]):
+        torch.testing.assert_close(o1, o2, rtol=1e-12, atol=1e-12)
+    for o2, o3 in zip(outs[1], outs[2]):
+        assert (o2 is None and o3 is None) or torch.equal(o2, o3)  # colours get no gradient in depth modes
+
+
 def test_for_each_parallel_runs_every_index_once_and_reraises():
     seen = []
     with composite_mod.single_threaded_torch():
