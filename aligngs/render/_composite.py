@@ -34,18 +34,16 @@ outputs and pairs' gradients (a consumer thread collecting results competed with
 
 from __future__ import annotations
 
-import itertools
 import math
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ._projection import ALPHA_THRESHOLD
-from ._tiles import Chunk, TilePlan
+from ._threads import flush_denormal, for_each_parallel, single_threaded_torch
+from ._tiles import Chunk, TilePlan, pair_halves
 
 MAX_ALPHA = 0.999
 LOG_MAX_ALPHA = math.log(MAX_ALPHA)
@@ -53,86 +51,6 @@ T_EPS = 1e-4
 LOG_FLOOR = -30.0  # exp(-30) ~ 1e-13: far below the 1/255 cut-off, far above denormals
 PAD_LOGIT = LOG_FLOOR
 SAVE_BYTES = 1 << 30  # forward intermediates kept for the backward, at most (else it recomputes them)
-
-
-def _denormals_flushed() -> bool:
-    probe = torch.tensor([1e-39], dtype=torch.float32) * torch.tensor([1.0], dtype=torch.float32)
-    return bool(probe.item() == 0.0)
-
-
-@contextmanager
-def flush_denormal() -> Iterator[None]:
-    """Enable flush-to-zero / denormals-are-zero for the current thread, restoring it after."""
-    changed = False
-    if not _denormals_flushed():
-        changed = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if changed:
-            torch.set_flush_denormal(False)
-
-
-@contextmanager
-def single_threaded_torch() -> Iterator[int]:
-    """Run torch ops of this thread single-threaded (restored after); yields the old count."""
-    n = torch.get_num_threads()
-    if n != 1:
-        torch.set_num_threads(1)
-    try:
-        yield n
-    finally:
-        if n != 1:
-            torch.set_num_threads(n)
-
-
-def _worker_init() -> None:
-    # Pool threads die with the pool, so their per-thread settings leave nothing behind.
-    torch.set_num_threads(1)
-    torch.set_flush_denormal(True)
-
-
-def for_each_parallel(fn: Callable[[int], None], n: int, workers: int) -> None:
-    """``fn(i)`` for i in 0..n-1 on the calling thread plus ``workers - 1`` pool threads, each taking the next
-    index as it gets free (chunks differ in cost). ``fn`` writes its results itself (disjoint memory per index),
-    so there is no consumer thread competing with the workers for the cores. The first exception is re-raised.
-
-    Must be called inside ``single_threaded_torch()`` with grad mode as ``fn`` needs it; pool threads run
-    single-threaded, with flush-to-zero, without grad, and torch's global thread count is restored afterwards.
-    """
-    if workers <= 1 or n <= 1:
-        for i in range(n):
-            fn(i)
-        return
-    counter = itertools.count()  # next() is atomic under the GIL
-    failed: List[BaseException] = []
-
-    def drain() -> None:
-        for i in iter(lambda: next(counter), None):
-            if i >= n or failed:
-                return
-            try:
-                fn(i)
-            except BaseException as e:  # noqa: BLE001 - re-raised on the calling thread below
-                failed.append(e)
-                return
-
-    def pool_drain() -> None:
-        with torch.no_grad():  # grad mode is thread-local; pool threads start with it enabled
-            drain()
-
-    outer = torch.get_num_threads()
-    try:
-        with ThreadPoolExecutor(max_workers=workers - 1, initializer=_worker_init) as pool:
-            futures = [pool.submit(pool_drain) for _ in range(workers - 1)]
-            drain()
-            for f in futures:
-                f.result()
-    finally:
-        # torch.set_num_threads in the workers also set the process-wide default for new threads
-        torch.set_num_threads(outer)
-    if failed:
-        raise failed[0]
 
 
 def pixel_basis(tile_size: int, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -151,62 +69,84 @@ class _PairCoefficients(torch.autograd.Function):
     With d = (mean - tile centre) and conic (a, b, c):
     k1 = a dx + b dy, k2 = b dx + c dy, k0 = log(o) - (dx k1 + dy k2) / 2,
     (k3, k4, k5) = (-a / 2, -b, -c / 2).
+
+    Computed on contiguous per-quantity rows ([6, pairs]; strided columns run scalar loops) in two halves of the
+    pairs on the workers, forward and backward; the backward's scatter onto the Gaussians is one ``index_add_``.
     """
 
     @staticmethod
-    def forward(ctx, means2d: Tensor, conics: Tensor, opacities: Tensor, plan: TilePlan):  # type: ignore[override]
+    def forward(ctx, means2d: Tensor, conics: Tensor, opacities: Tensor, plan: TilePlan, workers: int):  # type: ignore[override]
         ids = plan.pair_flat_ids
         ts = plan.tile_size
         M = ids.shape[0]
-        local = plan.pair_tiles % plan.tiles_per_image
         dtype = means2d.dtype
-        with single_threaded_torch():
+        table = torch.cat([means2d.detach().reshape(-1, 2), conics.detach().reshape(-1, 3),
+                           opacities.detach().reshape(-1, 1)], dim=1)  # [C * N, 6]
+        kt = means2d.new_empty(6, M + 1)  # rows k0..k5; the last column is the padding pair
+        saved = means2d.new_empty(8, M)  # dx, dy, a, b, c, o, k1, k2
+        halves = pair_halves(M)
+
+        def run(h: int) -> None:
+            s, n = halves[h]
+            local = plan.pair_tiles.narrow(0, s, n) % plan.tiles_per_image
             xc = (local % plan.tile_width).to(dtype) * ts + 0.5 * ts
             yc = torch.div(local, plan.tile_width, rounding_mode="floor").to(dtype) * ts + 0.5 * ts
-            m = means2d.detach().reshape(-1, 2).index_select(0, ids)
-            cn = conics.detach().reshape(-1, 3).index_select(0, ids)
-            o = opacities.detach().reshape(-1).index_select(0, ids)
-            dx = m[:, 0] - xc
-            dy = m[:, 1] - yc
-            a, b, c = cn.unbind(-1)
-            k = means2d.new_empty(M + 1, 6)
-            k1 = torch.addcmul(a * dx, b, dy, out=k[:M, 1])
-            k2 = torch.addcmul(b * dx, c, dy, out=k[:M, 2])
-            torch.log(o, out=k[:M, 0]).sub_(0.5 * (dx * k1 + dy * k2))
-            torch.mul(a, -0.5, out=k[:M, 3])
-            torch.neg(b, out=k[:M, 4])
-            torch.mul(c, -0.5, out=k[:M, 5])
-            k[M] = 0.0
-            k[M, 0] = PAD_LOGIT
+            mx, my, a, b, c, o = table.index_select(0, ids.narrow(0, s, n)).t().contiguous().unbind(0)
+            sv = saved.narrow(1, s, n)
+            dx = torch.sub(mx, xc, out=sv[0])
+            dy = torch.sub(my, yc, out=sv[1])
+            for j, v in enumerate((a, b, c, o)):
+                sv[2 + j].copy_(v)
+            k = kt.narrow(1, s, n)
+            k1 = torch.addcmul(a * dx, b, dy, out=k[1])
+            k2 = torch.addcmul(b * dx, c, dy, out=k[2])
+            sv[6].copy_(k1)
+            sv[7].copy_(k2)
+            torch.log(o, out=k[0]).sub_(0.5 * (dx * k1 + dy * k2))
+            torch.mul(a, -0.5, out=k[3])
+            torch.neg(b, out=k[4])
+            torch.mul(c, -0.5, out=k[5])
+
+        with single_threaded_torch():
+            for_each_parallel(run, len(halves), workers)
+            kt[:, M] = 0.0
+            kt[0, M] = PAD_LOGIT
+            k = kt.t().contiguous()
         ctx.plan = plan
+        ctx.workers = workers
         ctx.shapes = (means2d.shape, conics.shape, opacities.shape)
-        ctx.save_for_backward(dx, dy, cn, o, k[:M, 1], k[:M, 2])
+        ctx.save_for_backward(saved)
         return k
 
     @staticmethod
     def backward(ctx, dK: Tensor):  # type: ignore[override]
-        dx, dy, cn, o, k1, k2 = ctx.saved_tensors
+        (saved,) = ctx.saved_tensors
         ids = ctx.plan.pair_flat_ids
         M = ids.shape[0]
         s_m, s_c, s_o = ctx.shapes
-        with single_threaded_torch(), flush_denormal():
-            d0, d1, d2, d3, d4, d5 = dK[:M].unbind(-1)
-            a, b, c = cn.unbind(-1)
-            d_m = torch.stack([d1 * a + d2 * b - d0 * k1, d1 * b + d2 * c - d0 * k2], dim=-1)
+        per_pair = dK.new_empty(6, M)  # gradient rows: mean x, y, conic a, b, c, opacity
+        halves = pair_halves(M)
+
+        def run(h: int) -> None:
+            s, n = halves[h]
+            d0, d1, d2, d3, d4, d5 = dK.narrow(0, s, n).t().contiguous().unbind(0)
+            dx, dy, a, b, c, o, k1, k2 = saved.narrow(1, s, n).unbind(0)
+            g = per_pair.narrow(1, s, n)
+            torch.sub(d1 * a + d2 * b, d0 * k1, out=g[0])
+            torch.sub(d1 * b + d2 * c, d0 * k2, out=g[1])
             half0 = 0.5 * d0
-            d_c = torch.stack(
-                [
-                    d1 * dx - half0 * dx * dx - 0.5 * d3,
-                    d1 * dy + d2 * dx - d0 * dx * dy - d4,
-                    d2 * dy - half0 * dy * dy - 0.5 * d5,
-                ],
-                dim=-1,
-            )
-            d_o = d0 / o
-            g_m = dK.new_zeros(s_m).view(-1, 2).index_add_(0, ids, d_m).view(s_m)
-            g_c = dK.new_zeros(s_c).view(-1, 3).index_add_(0, ids, d_c).view(s_c)
-            g_o = dK.new_zeros(s_o).view(-1).index_add_(0, ids, d_o).view(s_o)
-        return g_m, g_c, g_o, None
+            torch.sub(d1 * dx - half0 * dx * dx, 0.5 * d3, out=g[2])
+            torch.sub(d1 * dy + d2 * dx - d0 * dx * dy, d4, out=g[3])
+            torch.sub(d2 * dy - half0 * dy * dy, 0.5 * d5, out=g[4])
+            torch.div(d0, o, out=g[5])
+
+        with single_threaded_torch(), flush_denormal():
+            for_each_parallel(run, len(halves), ctx.workers)
+            grad = dK.new_zeros(s_o.numel(), 6).index_add_(0, ids, per_pair.t())
+            g_m = grad[:, :2].reshape(s_m)
+            g_c = grad[:, 2:5].reshape(s_c)
+            g_o = grad[:, 5].reshape(s_o)
+        return g_m, g_c, g_o, None, None
 
 
 def pair_coefficients(
@@ -214,10 +154,11 @@ def pair_coefficients(
     conics: Tensor,  # [C, N, 3]
     opacities: Tensor,  # [C, N]
     plan: TilePlan,
+    workers: int = 1,
 ) -> Tensor:
     """Quadratic log-alpha coefficients per (tile, Gaussian) pair, [M + 1, 6] (last row: padding),
     differentiable w.r.t. means2d, conics and opacities."""
-    return _PairCoefficients.apply(means2d, conics, opacities, plan)
+    return _PairCoefficients.apply(means2d, conics, opacities, plan, workers)
 
 
 def _bmm_t(x: Tensor, y: Tensor) -> Tensor:

@@ -15,7 +15,8 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._composite import _padded, _tile_view, flush_denormal, single_threaded_torch
+from ._composite import _padded, _tile_view
+from ._threads import flush_denormal, single_threaded_torch
 from ._tiles import TilePlan
 
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ._composite import flush_denormal, for_each_parallel, single_threaded_torch
+from ._threads import flush_denormal, for_each_parallel, single_threaded_torch
 
 
 @dataclass(frozen=True)

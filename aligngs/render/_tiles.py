@@ -16,6 +16,16 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from ._threads import for_each_parallel
+
+# (tile, Gaussian) pairs from which per-pair work (the culling test, the pair coefficients and their gradients)
+# runs as two halves on the workers
+SPLIT_MIN_PAIRS = 8192
+
+
+def pair_halves(m: int) -> List[Tuple[int, int]]:
+    """(start, length) of the parts ``m`` pairs are processed in: two halves from ``2 * SPLIT_MIN_PAIRS`` on."""
+    return [(0, m // 2), (m // 2, m - m // 2)] if m >= 2 * SPLIT_MIN_PAIRS else [(0, m)]
 
 @dataclass
 class Chunk:
@@ -69,6 +79,7 @@ def plan_tiles(
     n_channels: int,
     colors_per_camera: bool,
     chunk_elems: int = 1 << 17,
+    workers: int = 1,
 ) -> TilePlan:
     C, N = depths.shape
     dev = means2d.device
@@ -110,9 +121,20 @@ def plan_tiles(
     ty = y0.index_select(0, rep) + ky
 
     # Drop pairs whose tile has no pixel centre with alpha >= 1/255 (~30% of the box tiles):
-    # the minimum of the Gaussian's exponent over the tile's rectangle of pixel centres.
-    gp = gv.index_select(0, rep)
-    keep = _ellipse_hits_tiles(gp[:, :2], gp[:, 2:5], gp[:, 5], tx, ty, tile_size, width, height)
+    # the minimum of the Gaussian's exponent over the tile's rectangle of pixel centres. Per candidate pair, so
+    # the candidates are split in halves over the workers; the per-pair rows are made contiguous first (strided
+    # columns turn every elementwise op into a scalar loop).
+    keep = torch.empty(M, dtype=torch.bool, device=dev)
+    halves = pair_halves(M)
+
+    def cull(h: int) -> None:
+        s, n = halves[h]
+        rows = gv.index_select(0, rep.narrow(0, s, n)).t().contiguous()  # [6, n]: x, y, a, b, c, opacity
+        keep.narrow(0, s, n).copy_(
+            _ellipse_hits_tiles(rows, tx.narrow(0, s, n), ty.narrow(0, s, n), tile_size, width, height)
+        )
+
+    for_each_parallel(cull, len(halves), workers)
     kept = torch.nonzero(keep).squeeze(1)
     rep = rep.index_select(0, kept)
     tile = cam.index_select(0, rep) * T + (ty.index_select(0, kept) * tw + tx.index_select(0, kept)).long()
@@ -202,9 +224,7 @@ _CULL_MARGIN = 1e-3
 
 
 def _ellipse_hits_tiles(
-    m: Tensor,  # [M, 2] projected means
-    cn: Tensor,  # [M, 3] conics (xx, xy, yy)
-    o: Tensor,  # [M] opacities
+    rows: Tensor,  # [6, M]: projected mean x, y, conic xx, xy, yy, opacity
     tx: Tensor,  # [M] tile column (float)
     ty: Tensor,  # [M] tile row (float)
     ts: int,
@@ -213,11 +233,11 @@ def _ellipse_hits_tiles(
 ) -> Tensor:
     """True where some point of the tile's rectangle of pixel centres (clipped to the image) has
     ``o * exp(-sigma) >= 1/255``; conservative (the rectangle contains all the pixel centres)."""
-    xlo = (tx * ts + 0.5) - m[:, 0]
-    xhi = torch.clamp(tx * ts + (ts - 0.5), max=width - 0.5) - m[:, 0]
-    ylo = (ty * ts + 0.5) - m[:, 1]
-    yhi = torch.clamp(ty * ts + (ts - 0.5), max=height - 0.5) - m[:, 1]
-    a, b, c = cn.unbind(-1)
+    mx, my, a, b, c, o = rows.unbind(0)
+    xlo = (tx * ts + 0.5) - mx
+    xhi = torch.clamp(tx * ts + (ts - 0.5), max=width - 0.5) - mx
+    ylo = (ty * ts + 0.5) - my
+    yhi = torch.clamp(ty * ts + (ts - 0.5), max=height - 0.5) - my
 
     def q(dx: Tensor, dy: Tensor) -> Tensor:
         return 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy

@@ -8,7 +8,8 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._composite import composite, flush_denormal, pair_coefficients, pixel_basis, single_threaded_torch
+from ._composite import composite, pair_coefficients, pixel_basis
+from ._threads import flush_denormal, single_threaded_torch
 from ._features import FeatureWeights
 from ._isolate import Split, isolated
 from ._projection import project_gaussians, sh_colors
@@ -272,9 +273,9 @@ def _rasterization_cpu(
         table = feats.reshape(-1, feats.shape[-1])
         plan = plan_tiles(
             means2d, radii, depths, conics, opac, width, height, tile_size,
-            n_channels=table.shape[-1], colors_per_camera=per_camera, chunk_elems=CPU_CHUNK_ELEMS,
+            n_channels=table.shape[-1], colors_per_camera=per_camera, chunk_elems=CPU_CHUNK_ELEMS, workers=workers,
         )
-        coeffs = pair_coefficients(means2d, conics, opac, plan)
+        coeffs = pair_coefficients(means2d, conics, opac, plan, workers=workers)
         basis = pixel_basis(tile_size, means.dtype, means.device)
         keep: Optional[dict] = {} if keep_weights else None
         if median_depth:

@@ -10,7 +10,8 @@ import torch
 import aligngs.render.api as api
 from aligngs.render import rasterization
 import aligngs.render._composite as composite_mod
-from aligngs.render._composite import _denormals_flushed
+import aligngs.render._threads as threads_mod
+from aligngs.render._threads import _denormals_flushed
 from aligngs.render.reference import rasterization_reference
 
 
@@ -298,10 +299,28 @@ def test_split_projection_matches_unsplit(opts, scene_factory, monkeypatch):
         assert (o2 is None and o3 is None) or torch.equal(o2, o3)  # colours get no gradient in depth modes
 
 
+def test_split_pair_work_gives_the_same_results(scene_factory, monkeypatch):
+    """The per-pair work (culling of candidate tiles, pair coefficients and their gradients) in two halves on two
+    threads gives exactly what one pass gives."""
+    import aligngs.render._tiles as tiles_mod
+
+    scene = scene_factory(seed=4, features=3, n=400, width=64, height=48)
+    outs = []
+    for min_pairs, workers in ((10**9, 1), (1, 2)):
+        monkeypatch.setattr(tiles_mod, "SPLIT_MIN_PAIRS", min_pairs)
+        params = [p.clone().requires_grad_(True) for p in scene.params()]
+        r, a, meta = rasterization(*scene.args(params), cpu_workers=workers)
+        (r.square().sum() + a.sum()).backward()
+        outs.append([meta["flatten_ids"], meta["isect_ids"], r, a] + [p.grad for p in params])
+    assert outs[0][0].numel() > 100
+    for o1, o2 in zip(*outs):
+        assert torch.equal(o1, o2)
+
+
 def test_for_each_parallel_runs_every_index_once_and_reraises():
     seen = []
-    with composite_mod.single_threaded_torch():
-        composite_mod.for_each_parallel(seen.append, 50, workers=3)
+    with threads_mod.single_threaded_torch():
+        threads_mod.for_each_parallel(seen.append, 50, workers=3)
     assert sorted(seen) == list(range(50))
 
     n_threads = torch.get_num_threads()
@@ -311,8 +330,8 @@ def test_for_each_parallel_runs_every_index_once_and_reraises():
             raise RuntimeError("chunk 7 failed")
 
     with pytest.raises(RuntimeError, match="chunk 7 failed"):
-        with composite_mod.single_threaded_torch():
-            composite_mod.for_each_parallel(boom, 50, workers=2)
+        with threads_mod.single_threaded_torch():
+            threads_mod.for_each_parallel(boom, 50, workers=2)
     assert torch.get_num_threads() == n_threads
 
 
