@@ -1,5 +1,9 @@
 """Front-to-back alpha compositing of tile-binned Gaussians (CPU), with a hand-written backward.
 
+Two kernels compute it: the dense torch kernels below, and a per-pixel C++ loop (``csrc/composite.cpp``,
+loaded by ``_cpp``) that skips the pixels where a pair stays under 1/255, used when no per-pixel weights or
+median depth are kept (the ``kernel`` argument of ``composite``). The torch kernels:
+
 Per (tile, Gaussian) pair the log-alpha over the tile's pixels is a quadratic in the pixel offset
 (u, v) from the tile centre:
 
@@ -35,6 +39,7 @@ outputs and pairs' gradients (a consumer thread collecting results competed with
 from __future__ import annotations
 
 import math
+from types import ModuleType
 from typing import List, Optional, Tuple
 
 import torch
@@ -317,11 +322,12 @@ class _CompositeTiles(torch.autograd.Function):
         workers: int,
         keep: Optional[dict],  # if given, receives "weights" (per chunk) and "tf" [C, H, W]; with
         # keep["median_channel"] = c also "median" [C, H, W]: channel c of the Gaussian at which T reaches 0.5
+        kernel: Optional[ModuleType],  # the C++ kernel (used when nothing is kept), or None: the torch kernels
     ) -> Tuple[Tensor, Tensor]:
         C, ts = plan.n_cameras, plan.tile_size
         D = colors.shape[-1]
-        coeffs_d, colors_d = coeffs.detach(), colors.detach()
-        bg = backgrounds.detach() if backgrounds is not None else None
+        coeffs_d, colors_d = coeffs.detach().contiguous(), colors.detach().contiguous()
+        bg = backgrounds.detach().contiguous() if backgrounds is not None else None
         median_channel = keep.get("median_channel") if keep is not None else None
         km = _ChunkMath(coeffs_d, colors_d, basis, median_channel)
         Hp, Wp = plan.tile_height * ts, plan.tile_width * ts
@@ -333,10 +339,16 @@ class _CompositeTiles(torch.autograd.Function):
             n_chunks = len(plan.chunks)
             want_weights = keep is not None and keep.get("weights", True) is not None
             kept: List[Optional[Tensor]] = [None] * n_chunks
-            save = _save_for_backward(ctx, plan, coeffs.dtype)
+            cpp = kernel if keep is None else None
+            save = cpp is None and _save_for_backward(ctx, plan, coeffs.dtype)
             saved: List[Optional[tuple]] = [None] * n_chunks
+            rows = plan.pair_color_rows() if cpp is not None else None
 
-            def work(i: int) -> None:
+            def per_pixel(i: int) -> None:  # the C++ loop; each chunk owns its tiles, so writes never overlap
+                cpp.forward(coeffs_d, colors_d, rows, plan.tile_starts, plan.tile_counts, plan.chunks[i].tile_ids,
+                            bg, img, tf, plan.tiles_per_image, plan.tile_width, ts, *_cpp_rules())
+
+            def dense(i: int) -> None:
                 # each chunk owns its tiles: the writes of different chunks never overlap
                 ch = plan.chunks[i]
                 o, t, w, med, saved[i] = km.forward(ch, save=save)
@@ -350,7 +362,7 @@ class _CompositeTiles(torch.autograd.Function):
                 img_t.index_put_(ch.where, o.reshape(B, ts, ts, D))
                 tf_t.index_put_(ch.where, t.view(B, ts, ts))
 
-            for_each_parallel(work, n_chunks, workers)
+            for_each_parallel(per_pixel if cpp is not None else dense, n_chunks, workers)
             if plan.empty is not None:
                 fill = bg.index_select(0, plan.empty[0])[:, None, None, :] if bg is not None else 0.0
                 img_t.index_put_(plan.empty, torch.zeros_like(img_t[plan.empty]) + fill)
@@ -368,6 +380,7 @@ class _CompositeTiles(torch.autograd.Function):
                     keep["median"] = med_img[:, : plan.height, : plan.width].contiguous()
         ctx.plan = plan
         ctx.workers = workers
+        ctx.kernel = cpp
         ctx.saved_chunks = saved if save else None
         ctx.has_bg = backgrounds is not None
         ctx.save_for_backward(coeffs, colors, backgrounds if backgrounds is not None else coeffs, tf, basis)
@@ -393,7 +406,10 @@ class _CompositeTiles(torch.autograd.Function):
                 if backgrounds is not None:
                     rest = rest + torch.einsum("chwd,cd->chw", g_render, backgrounds)
                 rest_t = _tile_view(_padded(rest * tf, plan), plan)  # T_f (bg . g - g_alpha)
-            if need_k or need_col:
+            if ctx.kernel is not None and (need_k or need_col):
+                _backward_cpp(ctx.kernel, plan, coeffs, colors, backgrounds, g_render, g_alpha, tf, need_col,
+                              d_coeffs if need_k else torch.zeros_like(coeffs), d_colors, ctx.workers)
+            elif need_k or need_col:
                 g_t = _tile_view(_padded(g_render, plan), plan)
                 km = _ChunkMath(coeffs, colors, basis)
 
@@ -415,7 +431,37 @@ class _CompositeTiles(torch.autograd.Function):
                 for_each_parallel(work, len(plan.chunks), ctx.workers)
                 if need_col:
                     d_colors.index_add_(0, plan.pair_color_rows(), d_pair_col[: plan.n_pairs])
-        return d_coeffs, d_colors, d_bg, None, None, None, None
+        return d_coeffs, d_colors, d_bg, None, None, None, None, None
+
+
+def _cpp_rules() -> Tuple[float, float, float, float]:
+    return LOG_FLOOR, LOG_MAX_ALPHA, ALPHA_THRESHOLD, T_EPS
+
+
+def _backward_cpp(
+    kernel: ModuleType, plan: TilePlan, coeffs: Tensor, colors: Tensor, backgrounds: Optional[Tensor],
+    g_render: Tensor, g_alpha: Tensor, tf: Tensor, need_col: bool, d_coeffs: Tensor, d_colors: Optional[Tensor],
+    workers: int,
+) -> None:
+    """The C++ backward over the chunks' tiles on the workers: per-pair gradients (disjoint per tile), then one
+    reduction of the colour gradients onto the colour rows."""
+    rest = -g_alpha[..., 0]
+    if backgrounds is not None:
+        rest = rest + torch.einsum("chwd,cd->chw", g_render, backgrounds)
+    rest = _padded(rest * tf, plan)  # T_f (bg . g - g_alpha)
+    grad = _padded(g_render, plan)
+    rows = plan.pair_color_rows()
+    d_pair_col = colors.new_zeros(coeffs.shape[0], colors.shape[-1]) if need_col else None
+    coeffs_d, colors_d = coeffs.detach().contiguous(), colors.detach().contiguous()
+
+    def work(i: int) -> None:
+        kernel.backward(coeffs_d, colors_d, rows, plan.tile_starts, plan.tile_counts, plan.chunks[i].tile_ids, grad,
+                        rest, d_coeffs, d_pair_col, plan.tiles_per_image, plan.tile_width, plan.tile_size,
+                        *_cpp_rules())
+
+    for_each_parallel(work, len(plan.chunks), workers)
+    if need_col:
+        d_colors.index_add_(0, rows, d_pair_col[: plan.n_pairs])
 
 
 def composite(
@@ -426,7 +472,9 @@ def composite(
     basis: Tensor,
     workers: int = 1,
     keep: Optional[dict] = None,
+    kernel: Optional[ModuleType] = None,
 ) -> Tuple[Tensor, Tensor]:
     """Returns renders [C, H, W, D] and alphas [C, H, W, 1]; ``keep`` (a dict) receives the
-    compositing weights for ``render_features``."""
-    return _CompositeTiles.apply(coeffs, colors, backgrounds, plan, basis, workers, keep)
+    compositing weights for ``render_features`` (the torch kernels run then); ``kernel``: the C++ kernel
+    module (``_cpp.kernel``) or None for the torch kernels."""
+    return _CompositeTiles.apply(coeffs, colors, backgrounds, plan, basis, workers, keep, kernel)

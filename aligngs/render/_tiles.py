@@ -48,6 +48,7 @@ class TilePlan:
     pair_flat_ids: Tensor  # [M] int64 camera * N + gaussian, sorted by (camera, tile, depth)
     pair_tiles: Tensor  # [M] int64 global tile id of each pair
     tile_counts: Tensor  # [C * T] int64
+    tile_starts: Tensor  # [C * T] int64: first pair of each tile
     tiles_per_gauss: Tensor  # [C, N] int32
     colors_per_camera: bool = False  # colour table rows are camera * N + gaussian (else gaussian)
     chunks: List[Chunk] = field(default_factory=list)
@@ -203,6 +204,7 @@ def plan_tiles(
         pair_flat_ids=pair_flat,
         pair_tiles=tile,
         tile_counts=tile_counts,
+        tile_starts=tile_starts,
         tiles_per_gauss=tiles_per_gauss.reshape(C, N),
         colors_per_camera=colors_per_camera,
         chunks=chunks,

@@ -15,6 +15,14 @@ from aligngs.render._threads import _denormals_flushed
 from aligngs.render.reference import rasterization_reference
 
 
+@pytest.fixture(autouse=True, params=["torch", "cpp"])
+def cpu_kernel(request, monkeypatch):
+    """Every test here runs with both CPU compositing kernels (the C++ one must build here: a failure to build
+    fails these tests rather than skipping the fast path)."""
+    monkeypatch.setattr(api, "CPU_KERNEL", request.param)
+    return request.param
+
+
 def _both(scene, **kw):
     kw = {**scene.kwargs, **kw}
     fast = rasterization(*scene.args(), **kw)
