@@ -52,24 +52,31 @@ def _leaf(x: Any, dim: Optional[int], start: int, length: int) -> Any:
     return v.requires_grad_(x.requires_grad)
 
 
+def _run_parts(
+    fn: Callable[..., Tuple[Tensor, ...]], inputs: Sequence[Any], split: Optional[Split], grad: bool
+) -> Tuple[List[tuple], List[tuple], Tuple[Tensor, ...]]:
+    """``fn`` on each part's slices of the inputs (detached leaves) on the workers, with grad recording on or
+    off -> (each part's leaves, each part's outputs, the outputs joined along ``split.out_dims``)."""
+    spans = split.bounds() if split is not None else [(0, 0)]
+    dims = split.in_dims if split is not None else (None,) * len(inputs)
+    leaves: List[tuple] = [tuple(_leaf(x, d, s, n) for x, d in zip(inputs, dims)) for s, n in spans]
+    outs: List[Optional[tuple]] = [None] * len(spans)
+
+    def run(p: int) -> None:
+        with torch.set_grad_enabled(grad):  # grad mode is thread-local
+            outs[p] = tuple(fn(*leaves[p]))
+
+    for_each_parallel(run, len(spans), split.workers if split is not None else 1)
+    if split is None:
+        return leaves, outs, outs[0]
+    return leaves, outs, tuple(torch.cat([o[k] for o in outs], dim=d) for k, d in enumerate(split.out_dims))
+
+
 class _Isolated(torch.autograd.Function):
     @staticmethod
     def forward(ctx, fn: Callable[..., Tuple[Tensor, ...]], split: Optional[Split], *inputs: Any):  # type: ignore[override]
-        spans = split.bounds() if split is not None else [(0, 0)]
-        dims = split.in_dims if split is not None else (None,) * len(inputs)
-        leaves: List[tuple] = [tuple(_leaf(x, d, s, n) for x, d in zip(inputs, dims)) for s, n in spans]
-        outs: List[Optional[tuple]] = [None] * len(spans)
-
-        def run(p: int) -> None:
-            with torch.enable_grad():
-                outs[p] = tuple(fn(*leaves[p]))
-
-        for_each_parallel(run, len(spans), split.workers if split is not None else 1)
+        leaves, outs, joined = _run_parts(fn, inputs, split, grad=True)
         ctx.split, ctx.leaves, ctx.outs = split, leaves, outs
-        if split is None:
-            joined = outs[0]
-        else:
-            joined = tuple(torch.cat([o[k] for o in outs], dim=d) for k, d in enumerate(split.out_dims))
         ctx.mark_non_differentiable(*[o for o in joined if not o.is_floating_point()])
         return tuple(o.detach() if o.is_floating_point() else o for o in joined)
 
@@ -132,16 +139,5 @@ def isolated(fn: Callable[..., Tuple[Tensor, ...]], *inputs: Any, split: Optiona
         torch.is_tensor(x) and x.requires_grad for x in inputs
     ):
         with torch.no_grad():
-            if split is None:
-                return tuple(fn(*inputs))
-            spans = split.bounds()
-            outs: List[Optional[tuple]] = [None] * len(spans)
-
-            def run(p: int) -> None:
-                s, n = spans[p]
-                with torch.no_grad():
-                    outs[p] = tuple(fn(*[_leaf(x, d, s, n) for x, d in zip(inputs, split.in_dims)]))
-
-            for_each_parallel(run, len(spans), split.workers)
-            return tuple(torch.cat([o[k] for o in outs], dim=d) for k, d in enumerate(split.out_dims))
+            return _run_parts(fn, inputs, split, grad=False)[2]
     return _Isolated.apply(fn, split, *inputs)

@@ -307,6 +307,19 @@ def test_split_projection_matches_unsplit(opts, scene_factory, monkeypatch):
         assert (o2 is None and o3 is None) or torch.equal(o2, o3)  # colours get no gradient in depth modes
 
 
+def test_split_projection_without_grad_matches_unsplit(scene_factory, monkeypatch):
+    scene = scene_factory(seed=2, n=300, sh_degree=1, features=None, n_cameras=2)
+    outs = []
+    for min_split in (10**9, 1):
+        monkeypatch.setattr(api, "SPLIT_MIN_GAUSSIANS", min_split)
+        with torch.no_grad():
+            r, a, meta = rasterization(*scene.args(), render_mode="RGB+ED", cpu_workers=2, **scene.kwargs)
+        outs.append([r, a, meta["means2d"], meta["radii"]])
+    assert int((outs[0][3] > 0).sum()) > 0
+    for o1, o2 in zip(*outs):
+        torch.testing.assert_close(o1, o2, rtol=1e-12, atol=1e-12)
+
+
 def test_split_pair_work_gives_the_same_results(scene_factory, monkeypatch):
     """The per-pair work (culling of candidate tiles, pair coefficients and their gradients) in two halves on two
     threads gives exactly what one pass gives."""
