@@ -400,33 +400,42 @@ class _CompositeTiles(torch.autograd.Function):
         with flush_denormal(), single_threaded_torch():
             if need_bg:
                 d_bg = torch.einsum("chwd,chw->cd", g_render, tf)
-            rest_t = None
-            if need_k:
-                rest = -g_alpha[..., 0]
-                if backgrounds is not None:
-                    rest = rest + torch.einsum("chwd,cd->chw", g_render, backgrounds)
-                rest_t = _tile_view(_padded(rest * tf, plan), plan)  # T_f (bg . g - g_alpha)
-            if ctx.kernel is not None and (need_k or need_col):
-                _backward_cpp(ctx.kernel, plan, coeffs, colors, backgrounds, g_render, g_alpha, tf, need_col,
-                              d_coeffs if need_k else torch.zeros_like(coeffs), d_colors, ctx.workers)
-            elif need_k or need_col:
-                g_t = _tile_view(_padded(g_render, plan), plan)
-                km = _ChunkMath(coeffs, colors, basis)
-
-                saved = ctx.saved_chunks or [None] * len(plan.chunks)
+            if need_k or need_col:
+                cpp = ctx.kernel
+                rest = None
+                if need_k or cpp is not None:  # the C++ backward reads it even for the colours alone
+                    rest = -g_alpha[..., 0]
+                    if backgrounds is not None:
+                        rest = rest + torch.einsum("chwd,cd->chw", g_render, backgrounds)
+                    rest = _padded(rest * tf, plan)  # T_f (bg . g - g_alpha)
+                grad = _padded(g_render, plan)
                 # per pair (each real pair belongs to exactly one tile, so the chunks' writes never overlap; the
                 # padding row stays 0), then one reduction onto the colour rows in a fixed order: the result does
                 # not depend on the worker count
                 d_pair_col = colors.new_zeros(coeffs.shape[0], colors.shape[-1]) if need_col else None
+                if cpp is not None:
+                    coeffs_d, colors_d = coeffs.detach().contiguous(), colors.detach().contiguous()
+                    d_k = d_coeffs if need_k else torch.zeros_like(coeffs)
+                    rows = plan.pair_color_rows()
 
-                def work(i: int) -> None:
-                    ch = plan.chunks[i]
-                    dK, d_col = km.backward(ch, g_t, rest_t, need_k, need_col, saved[i])
-                    rows = ch.pair_idx.reshape(-1)
-                    if dK is not None:
-                        d_coeffs.index_copy_(0, rows, dK.reshape(-1, 6))
-                    if d_col is not None:
-                        d_pair_col.index_copy_(0, rows, d_col.reshape(-1, d_col.shape[-1]))
+                    def work(i: int) -> None:
+                        cpp.backward(coeffs_d, colors_d, rows, plan.tile_starts, plan.tile_counts,
+                                     plan.chunks[i].tile_ids, grad, rest, d_k, d_pair_col, plan.tiles_per_image,
+                                     plan.tile_width, plan.tile_size, *_cpp_rules())
+                else:
+                    g_t = _tile_view(grad, plan)
+                    rest_t = _tile_view(rest, plan) if rest is not None else None
+                    km = _ChunkMath(coeffs, colors, basis)
+                    saved = ctx.saved_chunks or [None] * len(plan.chunks)
+
+                    def work(i: int) -> None:
+                        ch = plan.chunks[i]
+                        dK, d_col = km.backward(ch, g_t, rest_t, need_k, need_col, saved[i])
+                        rows = ch.pair_idx.reshape(-1)
+                        if dK is not None:
+                            d_coeffs.index_copy_(0, rows, dK.reshape(-1, 6))
+                        if d_col is not None:
+                            d_pair_col.index_copy_(0, rows, d_col.reshape(-1, d_col.shape[-1]))
 
                 for_each_parallel(work, len(plan.chunks), ctx.workers)
                 if need_col:
@@ -436,32 +445,6 @@ class _CompositeTiles(torch.autograd.Function):
 
 def _cpp_rules() -> Tuple[float, float, float, float]:
     return LOG_FLOOR, LOG_MAX_ALPHA, ALPHA_THRESHOLD, T_EPS
-
-
-def _backward_cpp(
-    kernel: ModuleType, plan: TilePlan, coeffs: Tensor, colors: Tensor, backgrounds: Optional[Tensor],
-    g_render: Tensor, g_alpha: Tensor, tf: Tensor, need_col: bool, d_coeffs: Tensor, d_colors: Optional[Tensor],
-    workers: int,
-) -> None:
-    """The C++ backward over the chunks' tiles on the workers: per-pair gradients (disjoint per tile), then one
-    reduction of the colour gradients onto the colour rows."""
-    rest = -g_alpha[..., 0]
-    if backgrounds is not None:
-        rest = rest + torch.einsum("chwd,cd->chw", g_render, backgrounds)
-    rest = _padded(rest * tf, plan)  # T_f (bg . g - g_alpha)
-    grad = _padded(g_render, plan)
-    rows = plan.pair_color_rows()
-    d_pair_col = colors.new_zeros(coeffs.shape[0], colors.shape[-1]) if need_col else None
-    coeffs_d, colors_d = coeffs.detach().contiguous(), colors.detach().contiguous()
-
-    def work(i: int) -> None:
-        kernel.backward(coeffs_d, colors_d, rows, plan.tile_starts, plan.tile_counts, plan.chunks[i].tile_ids, grad,
-                        rest, d_coeffs, d_pair_col, plan.tiles_per_image, plan.tile_width, plan.tile_size,
-                        *_cpp_rules())
-
-    for_each_parallel(work, len(plan.chunks), workers)
-    if need_col:
-        d_colors.index_add_(0, rows, d_pair_col[: plan.n_pairs])
 
 
 def composite(
