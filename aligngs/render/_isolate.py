@@ -23,7 +23,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ._threads import flush_denormal, for_each_parallel, single_threaded_torch
+from ._threads import flush_denormal, for_each_parallel, single_threaded_torch, spans
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,7 @@ class Split:
     workers: int = 1
 
     def bounds(self) -> List[Tuple[int, int]]:
-        step = -(-self.n // self.parts)
-        return [(s, min(step, self.n - s)) for s in range(0, self.n, step)]
+        return spans(self.n, self.parts)
 
 
 def _leaf(x: Any, dim: Optional[int], start: int, length: int) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator, List, Tuple
 
 import torch
 
@@ -96,3 +96,9 @@ def for_each_parallel(fn: Callable[[int], None], n: int, workers: int) -> None:
         torch.set_num_threads(outer)
     if failed:
         raise failed[0]
+
+
+def spans(n: int, parts: int) -> List[Tuple[int, int]]:
+    """(start, length) of ``parts`` near-equal consecutive pieces of ``range(n)`` (fewer when n < parts)."""
+    step = max(1, -(-n // max(1, parts)))
+    return [(s, min(step, n - s)) for s in range(0, n, step)] or [(0, 0)]

@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._threads import for_each_parallel
+from ._threads import for_each_parallel, spans
 
 # (tile, Gaussian) pairs from which per-pair work (the culling test, the pair coefficients and their gradients)
 # runs as two halves on the workers
@@ -25,7 +25,7 @@ SPLIT_MIN_PAIRS = 8192
 
 def pair_halves(m: int) -> List[Tuple[int, int]]:
     """(start, length) of the parts ``m`` pairs are processed in: two halves from ``2 * SPLIT_MIN_PAIRS`` on."""
-    return [(0, m // 2), (m // 2, m - m // 2)] if m >= 2 * SPLIT_MIN_PAIRS else [(0, m)]
+    return spans(m, 2 if m >= 2 * SPLIT_MIN_PAIRS else 1)
 
 @dataclass
 class Chunk:
