@@ -123,10 +123,12 @@ def _run_sfm(frames: list[Frame], cfg: SfMConfig | None, should_cancel: CancelFn
                                   extraction_options=ext, device=pycolmap.Device.cpu)
         check_cancel(should_cancel)
         matcher = cfg.matcher if cfg.matcher != "auto" else ("exhaustive" if len(frames) <= 60 else "sequential")
-        if matcher == "exhaustive":
-            pycolmap.match_exhaustive(db, device=pycolmap.Device.cpu)
-        else:
-            pycolmap.match_sequential(db, device=pycolmap.Device.cpu)
+        # the two-view RANSAC draws from a fresh random seed unless given one (pycolmap's default -1): seeded, the
+        # same photos give the same poses run after run
+        verify = pycolmap.TwoViewGeometryOptions()
+        verify.ransac.random_seed = cfg.seed
+        match = pycolmap.match_exhaustive if matcher == "exhaustive" else pycolmap.match_sequential
+        match(db, verification_options=verify, device=pycolmap.Device.cpu)
         check_cancel(should_cancel)
         opts = pycolmap.IncrementalPipelineOptions()
         opts.random_seed = cfg.seed
