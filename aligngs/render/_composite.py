@@ -1,8 +1,9 @@
 """Front-to-back alpha compositing of tile-binned Gaussians (CPU), with a hand-written backward.
 
 Two kernels compute it: the dense torch kernels below, and a per-pixel C++ loop (``csrc/composite.cpp``,
-loaded by ``_cpp``) that skips the pixels where a pair stays under 1/255, used when no per-pixel weights or
-median depth are kept (the ``kernel`` argument of ``composite``). The torch kernels:
+loaded by ``_cpp``) that skips the pixels where a pair stays under 1/255 and computes each pair's coefficients
+from its Gaussian's projected mean, conic and opacity as it goes (the ``kernel`` argument of ``composite``; it
+cannot keep per-pixel weights or the median depth, which the torch kernels provide). The torch kernels:
 
 Per (tile, Gaussian) pair the log-alpha over the tile's pixels is a quadratic in the pixel offset
 (u, v) from the tile centre:
@@ -302,7 +303,7 @@ def _save_for_backward(ctx, plan: TilePlan, dtype: torch.dtype) -> bool:
     two [tiles, pixels, Gaussians] arrays of all chunks fit in ``SAVE_BYTES``; else the backward recomputes."""
     if not ctx.needs_input_grad[0]:
         return False
-    elems = sum(ch.pair_idx.numel() for ch in plan.chunks) * plan.tile_size * plan.tile_size
+    elems = sum(ch.padded_pairs for ch in plan.chunks) * plan.tile_size * plan.tile_size
     return 2 * elems * torch.finfo(dtype).bits // 8 <= SAVE_BYTES
 
 
@@ -314,7 +315,7 @@ class _CompositeTiles(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx,
-        coeffs: Tensor,  # [M + 1, 6]
+        coeffs: Tensor,  # torch kernels: [M + 1, 6] pair coefficients; C++ kernel: [C * N, 6] Gaussian rows
         colors: Tensor,  # [R, D] rows addressed by the plan's color_idx
         backgrounds: Optional[Tensor],  # [C, D] or None
         plan: TilePlan,
@@ -339,18 +340,22 @@ class _CompositeTiles(torch.autograd.Function):
             n_chunks = len(plan.chunks)
             want_weights = keep is not None and keep.get("weights", True) is not None
             kept: List[Optional[Tensor]] = [None] * n_chunks
-            cpp = kernel if keep is None else None
+            if kernel is not None and keep is not None:
+                raise ValueError("composite: the C++ kernel keeps no per-pixel weights; use the torch kernels")
+            cpp = kernel
             save = cpp is None and _save_for_backward(ctx, plan, coeffs.dtype)
             saved: List[Optional[tuple]] = [None] * n_chunks
             rows = plan.pair_color_rows() if cpp is not None else None
+            chunks = plan.chunks if cpp is not None else plan.padded_chunks()
 
             def per_pixel(i: int) -> None:  # the C++ loop; each chunk owns its tiles, so writes never overlap
-                cpp.forward(coeffs_d, colors_d, rows, plan.tile_starts, plan.tile_counts, plan.chunks[i].tile_ids,
-                            bg, img, tf, plan.tiles_per_image, plan.tile_width, ts, *_cpp_rules())
+                cpp.composite_forward(coeffs_d, colors_d, plan.pair_flat_ids, rows, plan.tile_starts,
+                                      plan.tile_counts, chunks[i].tile_ids, bg, img, tf, plan.tiles_per_image,
+                                      plan.tile_width, ts, *_cpp_rules())
 
             def dense(i: int) -> None:
                 # each chunk owns its tiles: the writes of different chunks never overlap
-                ch = plan.chunks[i]
+                ch = chunks[i]
                 o, t, w, med, saved[i] = km.forward(ch, save=save)
                 B = o.shape[0]
                 if med_img is not None:
@@ -412,24 +417,28 @@ class _CompositeTiles(torch.autograd.Function):
                 # per pair (each real pair belongs to exactly one tile, so the chunks' writes never overlap; the
                 # padding row stays 0), then one reduction onto the colour rows in a fixed order: the result does
                 # not depend on the worker count
-                d_pair_col = colors.new_zeros(coeffs.shape[0], colors.shape[-1]) if need_col else None
+                d_pair_col = colors.new_zeros(plan.n_pairs + 1, colors.shape[-1]) if need_col else None
+                d_pairs = None
                 if cpp is not None:
+                    # per pair: d/d its Gaussian's row (mean, conic, opacity), summed onto the rows below
                     coeffs_d, colors_d = coeffs.detach().contiguous(), colors.detach().contiguous()
-                    d_k = d_coeffs if need_k else torch.zeros_like(coeffs)
+                    d_pairs = coeffs.new_zeros(plan.n_pairs, 6)
                     rows = plan.pair_color_rows()
 
                     def work(i: int) -> None:
-                        cpp.backward(coeffs_d, colors_d, rows, plan.tile_starts, plan.tile_counts,
-                                     plan.chunks[i].tile_ids, grad, rest, d_k, d_pair_col, plan.tiles_per_image,
-                                     plan.tile_width, plan.tile_size, *_cpp_rules())
+                        cpp.composite_backward(coeffs_d, colors_d, plan.pair_flat_ids, rows, plan.tile_starts,
+                                               plan.tile_counts, plan.chunks[i].tile_ids, grad, rest, d_pairs,
+                                               d_pair_col, plan.tiles_per_image, plan.tile_width, plan.tile_size,
+                                               *_cpp_rules())
                 else:
                     g_t = _tile_view(grad, plan)
                     rest_t = _tile_view(rest, plan) if rest is not None else None
                     km = _ChunkMath(coeffs, colors, basis)
                     saved = ctx.saved_chunks or [None] * len(plan.chunks)
+                    chunks = plan.padded_chunks()
 
                     def work(i: int) -> None:
-                        ch = plan.chunks[i]
+                        ch = chunks[i]
                         dK, d_col = km.backward(ch, g_t, rest_t, need_k, need_col, saved[i])
                         rows = ch.pair_idx.reshape(-1)
                         if dK is not None:
@@ -438,6 +447,8 @@ class _CompositeTiles(torch.autograd.Function):
                             d_pair_col.index_copy_(0, rows, d_col.reshape(-1, d_col.shape[-1]))
 
                 for_each_parallel(work, len(plan.chunks), ctx.workers)
+                if d_pairs is not None and need_k:
+                    d_coeffs.index_add_(0, plan.pair_flat_ids, d_pairs)
                 if need_col:
                     d_colors.index_add_(0, plan.pair_color_rows(), d_pair_col[: plan.n_pairs])
         return d_coeffs, d_colors, d_bg, None, None, None, None, None
@@ -457,7 +468,10 @@ def composite(
     keep: Optional[dict] = None,
     kernel: Optional[ModuleType] = None,
 ) -> Tuple[Tensor, Tensor]:
-    """Returns renders [C, H, W, D] and alphas [C, H, W, 1]; ``keep`` (a dict) receives the
-    compositing weights for ``render_features`` (the torch kernels run then); ``kernel``: the C++ kernel
-    module (``_cpp.kernel``) or None for the torch kernels."""
+    """Returns renders [C, H, W, D] and alphas [C, H, W, 1].
+
+    ``kernel``: None for the torch kernels, which take ``coeffs`` = the pair coefficients [M + 1, 6]
+    (``pair_coefficients``); or the C++ kernel module (``_cpp.kernel``), which takes ``coeffs`` = the projected
+    Gaussians' rows [C * N, 6] (mean x, y, conic a, b, c, opacity) and differentiates w.r.t. them.
+    ``keep`` (a dict; torch kernels only) receives the compositing weights for ``render_features``."""
     return _CompositeTiles.apply(coeffs, colors, backgrounds, plan, basis, workers, keep, kernel)

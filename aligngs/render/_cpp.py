@@ -1,14 +1,16 @@
-"""The C++ compositing kernel (``csrc/composite.cpp``), built on first use with ``torch.utils.cpp_extension``
-the way gsplat builds its CUDA kernels, and cached by torch (``~/.cache/torch_extensions``, keyed by the source).
+"""The CPU rasterizer's C++ kernels (``csrc/``: tile binning ``tiles.cpp``, compositing ``composite.cpp``, bound
+in ``ops.cpp``), built on first use with ``torch.utils.cpp_extension`` the way gsplat builds its CUDA kernels, and
+cached by torch (``~/.cache/torch_extensions``, under a name that carries a digest of the sources).
 
 ``kernel("auto")`` returns the loaded module, or None where it cannot be built (no C++ compiler): the caller
-then composites with the pure-torch kernels, which compute the same thing more slowly. ``kernel("cpp")`` raises
-instead, naming the cause.
+then bins and composites with the pure-torch code, which computes the same thing more slowly. ``kernel("cpp")``
+raises instead, naming the cause.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +20,11 @@ from ..errors import UserError
 
 logger = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("csrc") / "composite.cpp"
+CSRC = Path(__file__).with_name("csrc")
+SOURCES = tuple(CSRC / n for n in ("ops.cpp", "tiles.cpp", "composite.cpp"))
+HEADERS = (CSRC / "ops.h",)
+# no fused multiply-adds: the binning rounds its float32 products as torch's elementwise ops do
+CFLAGS = ["-O3", "-ffp-contract=off"]
 KERNELS = ("auto", "cpp", "torch")
 
 
@@ -31,12 +37,14 @@ def _build() -> tuple[Optional[ModuleType], str]:
     try:
         from torch.utils.cpp_extension import load
 
-        logger.info("building the CPU compositing kernel %s (once per source version)", SOURCE.name)
-        mod = load(name="aligngs_composite_cpu", sources=[str(SOURCE)], extra_cflags=["-O3"], verbose=False)
+        digest = hashlib.sha256(b"".join(p.read_bytes() for p in SOURCES + HEADERS)).hexdigest()[:12]
+        logger.info("building the CPU rasterizer's C++ kernels (%s; once per source version)", digest)
+        mod = load(name=f"aligngs_render_cpu_{digest}", sources=[str(p) for p in SOURCES], extra_cflags=CFLAGS,
+                   extra_include_paths=[str(CSRC)], verbose=False)
         return mod, ""
     except Exception as e:  # noqa: BLE001 - any build failure means: use the torch kernels
         reason = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
-        logger.warning("C++ compositing kernel unavailable (%s); compositing with the pure-torch kernels", reason)
+        logger.warning("C++ rasterizer kernels unavailable (%s); using the pure-torch kernels", reason)
         return None, reason
 
 
@@ -50,7 +58,7 @@ def kernel(choice: str) -> Optional[ModuleType]:
     mod, reason = _build()
     if mod is None and choice == "cpp":
         raise KernelUnavailable(
-            f"rasterization: cpu_kernel='cpp' but {SOURCE} could not be built: {reason}",
+            f"rasterization: cpu_kernel='cpp' but the C++ kernels in {CSRC} could not be built: {reason}",
             fix="install a C++ compiler (g++) and ninja, or pass cpu_kernel='auto' (the torch kernels where it cannot "
                 "be built) or 'torch'",
         )

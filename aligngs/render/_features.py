@@ -38,7 +38,7 @@ def _feature_rows(plan: TilePlan, per_camera: bool) -> List[Tensor]:
     """Row of the flattened feature table for every padded pair slot of every chunk."""
     M = plan.n_pairs
     rows = []
-    for ch in plan.chunks:
+    for ch in plan.padded_chunks():
         flat = plan.pair_flat_ids.index_select(0, ch.pair_idx.clamp(max=max(M - 1, 0)).reshape(-1))
         rows.append(flat if per_camera else flat % plan.n_gaussians)
     return rows

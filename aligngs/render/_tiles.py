@@ -1,16 +1,20 @@
 """Tile binning for the CPU rasterizer (no gradients).
 
 Every visible (camera, Gaussian) is assigned to the tiles its opacity-aware box overlaps (gsplat's
-``isect_tiles`` rule: tiles ``floor((m - r) / ts) .. ceil((m + r) / ts)``), the (tile, Gaussian)
-pairs are ordered by tile, then front to back by camera-space depth, and the non-empty tiles are
-grouped into chunks of similar Gaussian count so that one chunk's [tiles, pixels, Gaussians] work
-arrays stay cache-sized.
+``isect_tiles`` rule: tiles ``floor((m - r) / ts) .. ceil((m + r) / ts)``), minus the tiles whose pixel centres
+it never reaches, the (tile, Gaussian) pairs are ordered by tile, then front to back by camera-space depth, and
+the non-empty tiles are grouped into chunks of similar Gaussian count so that one chunk's work stays cache-sized.
+
+The binning is done by the C++ kernel (``csrc/tiles.cpp``) when one is given, else by the torch code below (same
+rules, same float32 arithmetic). The padded [tiles, Gaussians] index matrices of the chunks, which only the
+pure-torch compositing kernels read, are built on first use (``TilePlan.padded_chunks``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import List, Optional, Tuple
 
 import torch
@@ -30,10 +34,15 @@ def pair_halves(m: int) -> List[Tuple[int, int]]:
 @dataclass
 class Chunk:
     tile_ids: Tensor  # [B] int64, global tile ids (camera * tiles_per_image + tile)
-    pair_idx: Tensor  # [B, G] int64 into the pair arrays; padding -> n_pairs (a dummy row)
-    color_idx: Tensor  # [B, G] int64 rows of the flattened colour table (padding -> 0)
     where: Tuple[Tensor, Tensor, Tensor]  # (camera, tile row, tile column) of each tile, [B] each
-    n_gauss: int  # G, the padded Gaussian count of the chunk
+    n_gauss: int  # G, the padded Gaussian count of the chunk (its first tile's)
+    # built by TilePlan.padded_chunks() for the pure-torch kernels:
+    pair_idx: Optional[Tensor] = None  # [B, G] int64 into the pair arrays; padding -> n_pairs (a dummy row)
+    color_idx: Optional[Tensor] = None  # [B, G] int64 rows of the flattened colour table (padding -> 0)
+
+    @property
+    def padded_pairs(self) -> int:
+        return int(self.tile_ids.shape[0]) * self.n_gauss
 
 
 @dataclass
@@ -66,6 +75,13 @@ class TilePlan:
         """[M] int64: the colour-table row of each pair."""
         return self.pair_flat_ids if self.colors_per_camera else self.pair_flat_ids % self.n_gaussians
 
+    def padded_chunks(self) -> List[Chunk]:
+        """The chunks with their padded index matrices (``pair_idx``, ``color_idx``), built for all chunks at once
+        on the first call."""
+        if self.chunks and self.chunks[0].pair_idx is None:
+            _pad_chunks(self)
+        return self.chunks
+
 
 @torch.no_grad()
 def plan_tiles(
@@ -81,13 +97,92 @@ def plan_tiles(
     colors_per_camera: bool,
     chunk_elems: int = 1 << 17,
     workers: int = 1,
+    binner: Optional[ModuleType] = None,
 ) -> TilePlan:
+    """``binner``: the C++ kernel module (``_cpp.kernel``) to bin with, or None for the torch code."""
+    C, N = depths.shape
+    tw = math.ceil(width / tile_size)
+    th = math.ceil(height / tile_size)
+    T = tw * th
+    P = tile_size * tile_size
+    if binner is not None:
+        pair_flat, tile, tile_counts, tile_starts, tiles_per_gauss = binner.bin_tiles(
+            means2d.detach().contiguous(), radii.contiguous(), depths.detach().contiguous(),
+            conics.detach().contiguous(), opacities.detach().contiguous(), width, height, tile_size)
+    else:
+        pair_flat, tile, tile_counts, tile_starts, tiles_per_gauss = _bin_torch(
+            means2d, radii, depths, conics, opacities, width, height, tile_size, workers)
+
+    # chunks: non-empty tiles by decreasing count, each chunk padded to its first tile's count
+    nonempty = torch.nonzero(tile_counts).squeeze(1)
+    cnt_sorted, idx_sorted = torch.sort(tile_counts[nonempty], descending=True, stable=True)
+    tiles_sorted = nonempty[idx_sorted]
+    cnt_list = cnt_sorted.tolist()
+    chunks: List[Chunk] = []
+    i = 0
+    per_pair = P + n_channels // 4  # the alpha arrays dominate; the colour gather counts less
+    cam_s, row_s, col_s = _tile_where(tiles_sorted, T, tw)
+    while i < len(cnt_list):
+        g = cnt_list[i]
+        j = min(len(cnt_list), i + max(1, chunk_elems // max(1, g * per_pair)))
+        chunks.append(Chunk(tile_ids=tiles_sorted[i:j], where=(cam_s[i:j], row_s[i:j], col_s[i:j]), n_gauss=g))
+        i = j
+
+    empty = torch.nonzero(tile_counts == 0).squeeze(1)
+    return TilePlan(
+        n_cameras=C,
+        n_gaussians=N,
+        width=width,
+        height=height,
+        tile_size=tile_size,
+        tile_width=tw,
+        tile_height=th,
+        pair_flat_ids=pair_flat,
+        pair_tiles=tile,
+        tile_counts=tile_counts,
+        tile_starts=tile_starts,
+        tiles_per_gauss=tiles_per_gauss.reshape(C, N),
+        colors_per_camera=colors_per_camera,
+        chunks=chunks,
+        empty=_tile_where(empty, T, tw) if empty.numel() else None,
+    )
+
+
+def _pad_chunks(plan: TilePlan) -> None:
+    """Fill every chunk's padded [tiles, Gaussians] index matrices, all chunks in one pass of tensor ops."""
+    dev = plan.tile_counts.device
+    M, N = plan.n_pairs, plan.n_gaussians
+    tiles_sorted = torch.cat([ch.tile_ids for ch in plan.chunks])
+    padded = torch.cat([torch.full((int(ch.tile_ids.shape[0]),), ch.n_gauss, dtype=torch.int64, device=dev)
+                        for ch in plan.chunks])
+    rep = torch.repeat_interleave(torch.arange(tiles_sorted.shape[0], device=dev), padded)
+    seg_start = torch.cumsum(padded, 0) - padded
+    local = torch.arange(int(padded.sum()), device=dev) - seg_start.index_select(0, rep)
+    real = local < plan.tile_counts.index_select(0, tiles_sorted).index_select(0, rep)
+    pidx_all = torch.where(
+        real, plan.tile_starts.index_select(0, tiles_sorted).index_select(0, rep) + local, torch.full_like(local, M)
+    )
+    flat = plan.pair_flat_ids.index_select(0, torch.where(real, pidx_all, torch.zeros_like(pidx_all)))
+    cidx_all = flat if plan.colors_per_camera else flat % N
+    cidx_all = torch.where(real, cidx_all, torch.zeros_like(cidx_all))
+    a = 0
+    for ch in plan.chunks:
+        b = a + ch.padded_pairs
+        ch.pair_idx = pidx_all[a:b].view(-1, ch.n_gauss)
+        ch.color_idx = cidx_all[a:b].view(-1, ch.n_gauss)
+        a = b
+
+
+def _bin_torch(
+    means2d: Tensor, radii: Tensor, depths: Tensor, conics: Tensor, opacities: Tensor, width: int, height: int,
+    tile_size: int, workers: int,
+) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The pairs in torch ops -> (pair_flat_ids, pair_tiles, tile_counts, tile_starts, tiles_per_gauss [C * N])."""
     C, N = depths.shape
     dev = means2d.device
     tw = math.ceil(width / tile_size)
     th = math.ceil(height / tile_size)
     T = tw * th
-    P = tile_size * tile_size
 
     visible = (radii > 0).all(dim=-1).reshape(C * N)
     vid = torch.nonzero(visible).squeeze(1)  # flat ids of visible Gaussians
@@ -150,66 +245,7 @@ def plan_tiles(
 
     tile_counts = torch.bincount(tile, minlength=C * T)
     tile_starts = torch.cumsum(tile_counts, 0) - tile_counts
-
-    # chunks: non-empty tiles by decreasing count, each chunk padded to its first tile's count
-    nonempty = torch.nonzero(tile_counts).squeeze(1)
-    cnt_sorted, idx_sorted = torch.sort(tile_counts[nonempty], descending=True, stable=True)
-    tiles_sorted = nonempty[idx_sorted]
-    cnt_list = cnt_sorted.tolist()
-    bounds: List[tuple] = []  # (first sorted tile, end, padded count)
-    i = 0
-    per_pair = P + n_channels // 4  # the alpha arrays dominate; the colour gather counts less
-    while i < len(cnt_list):
-        g = cnt_list[i]
-        j = min(len(cnt_list), i + max(1, chunk_elems // max(1, g * per_pair)))
-        bounds.append((i, j, g))
-        i = j
-    chunks: List[Chunk] = []
-    if bounds:
-        # all chunks' padded index matrices at once, then split into views
-        padded = torch.tensor([g for (i, j, g) in bounds for _ in range(j - i)], device=dev)
-        rep = torch.repeat_interleave(torch.arange(len(cnt_list), device=dev), padded)
-        seg_start = torch.cumsum(padded, 0) - padded
-        local = torch.arange(int(padded.sum()), device=dev) - seg_start.index_select(0, rep)
-        real = local < cnt_sorted.index_select(0, rep)
-        pidx_all = torch.where(
-            real, tile_starts.index_select(0, tiles_sorted).index_select(0, rep) + local, torch.full_like(local, M)
-        )
-        flat = pair_flat.index_select(0, torch.where(real, pidx_all, torch.zeros_like(pidx_all)))
-        cidx_all = flat if colors_per_camera else flat % N
-        cidx_all = torch.where(real, cidx_all, torch.zeros_like(cidx_all))
-        offs = seg_start.tolist() + [int(padded.sum())]
-        cam_s, row_s, col_s = _tile_where(tiles_sorted, T, tw)
-        for (i, j, g) in bounds:
-            a, b = offs[i], offs[j]
-            chunks.append(
-                Chunk(
-                    tile_ids=tiles_sorted[i:j],
-                    pair_idx=pidx_all[a:b].view(j - i, g),
-                    color_idx=cidx_all[a:b].view(j - i, g),
-                    where=(cam_s[i:j], row_s[i:j], col_s[i:j]),
-                    n_gauss=g,
-                )
-            )
-
-    empty = torch.nonzero(tile_counts == 0).squeeze(1)
-    return TilePlan(
-        n_cameras=C,
-        n_gaussians=N,
-        width=width,
-        height=height,
-        tile_size=tile_size,
-        tile_width=tw,
-        tile_height=th,
-        pair_flat_ids=pair_flat,
-        pair_tiles=tile,
-        tile_counts=tile_counts,
-        tile_starts=tile_starts,
-        tiles_per_gauss=tiles_per_gauss.reshape(C, N),
-        colors_per_camera=colors_per_camera,
-        chunks=chunks,
-        empty=_tile_where(empty, T, tw) if empty.numel() else None,
-    )
+    return pair_flat, tile, tile_counts, tile_starts, tiles_per_gauss
 
 
 def _tile_where(t_ids: Tensor, T: int, tw: int) -> Tuple[Tensor, Tensor, Tensor]:

@@ -3,6 +3,9 @@
 // The same math as the pure-torch kernels of aligngs/render/_composite.py (gsplat 1.5.3's rules): per
 // (tile, Gaussian) pair the log-alpha over the tile's pixels is the quadratic
 //     k0 + k1 u + k2 v + k3 u^2 + k4 u v + k5 v^2      (u, v: pixel offset from the tile centre)
+// whose coefficients this kernel computes from the Gaussian's projected mean, conic and opacity as it goes (the
+// torch kernels take them precomputed: _composite._PairCoefficients, same formulas), and whose backward it turns
+// into the gradient of those six per-pair quantities.
 // clamped to [LOG_FLOOR, LOG_MAX_ALPHA]; alpha = exp(.), pairs with alpha < 1/255 are skipped, a Gaussian
 // whose inclusion would take the transmittance to <= 1e-4 ends the pixel (exclusive).
 //
@@ -13,13 +16,15 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
-#include <torch/python.h>
+#include <torch/extension.h>
 
 #include <algorithm>
 #include <initializer_list>
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "ops.h"
 
 namespace {
 
@@ -71,9 +76,50 @@ struct Tile {
 // Pairs of a tile are visited front to back, each over all the tile's pixels: the log-alpha of the 64 pixels is
 // one vectorised pass, and only the pixels where it reaches log(1/255) go on to the exp and the blending.
 // ``visit(i, p, a, T, unclamped)`` is called for every composited (pair, pixel), front to back per pixel.
+// A pair's quadratic from its Gaussian's row (mean x, y, conic a, b, c, opacity) and the tile centre (xc, yc):
+// with d = mean - centre, k1 = a dx + b dy, k2 = b dx + c dy, k0 = log(o) - (dx k1 + dy k2) / 2,
+// (k3, k4, k5) = (-a / 2, -b, -c / 2).
+template <typename scalar_t>
+struct PairQuadratic {
+  scalar_t dx, dy, k[6];
+  PairQuadratic(const scalar_t* g, scalar_t xc, scalar_t yc) : dx(g[0] - xc), dy(g[1] - yc) {
+    k[1] = g[2] * dx + g[3] * dy;
+    k[2] = g[3] * dx + g[4] * dy;
+    k[0] = std::log(g[5]) - scalar_t(0.5) * (dx * k[1] + dy * k[2]);
+    k[3] = scalar_t(-0.5) * g[2];
+    k[4] = -g[3];
+    k[5] = scalar_t(-0.5) * g[4];
+  }
+  // d(loss)/d(mean x, y, conic a, b, c, opacity) from d(loss)/dk
+  void backward(const scalar_t* g, const scalar_t* dk, scalar_t* out) const {
+    const scalar_t d0 = dk[0], d1 = dk[1], d2 = dk[2];
+    out[0] += d1 * g[2] + d2 * g[3] - d0 * k[1];
+    out[1] += d1 * g[3] + d2 * g[4] - d0 * k[2];
+    out[2] += d1 * dx - scalar_t(0.5) * d0 * dx * dx - scalar_t(0.5) * dk[3];
+    out[3] += d1 * dy + d2 * dx - d0 * dx * dy - dk[4];
+    out[4] += d2 * dy - scalar_t(0.5) * d0 * dy * dy - scalar_t(0.5) * dk[5];
+    out[5] += d0 / g[5];
+  }
+};
+
+struct Pairs {  // the tile-binned pairs: Gaussian row and colour row of each, and each tile's range
+  const int64_t *gauss, *color, *starts, *counts;
+};
+
+template <typename scalar_t>
+void tile_centre(int64_t tile, const Geometry& g, scalar_t& xc, scalar_t& yc) {
+  const int64_t local = tile % g.tiles_per_image;
+  const scalar_t ts = scalar_t(g.tile_size);
+  xc = scalar_t(local % g.tile_width) * ts + scalar_t(0.5) * ts;
+  yc = scalar_t(local / g.tile_width) * ts + scalar_t(0.5) * ts;
+}
+
 template <typename scalar_t, typename Visit>
-void composite_tile(const scalar_t* coeffs, int64_t start, int64_t count, const Rules<scalar_t>& r,
-                    Tile<scalar_t>& tl, Visit&& visit) {
+void composite_tile(const scalar_t* table, const Pairs& pr, int64_t tile, const Geometry& g,
+                    const Rules<scalar_t>& r, Tile<scalar_t>& tl, Visit&& visit) {
+  const int64_t start = pr.starts[tile], count = pr.counts[tile];
+  scalar_t xc, yc;
+  tile_centre(tile, g, xc, yc);
   std::fill(tl.T.begin(), tl.T.end(), scalar_t(1));
   std::fill(tl.alive.begin(), tl.alive.end(), char(1));
   int64_t n_alive = tl.P;
@@ -82,7 +128,8 @@ void composite_tile(const scalar_t* coeffs, int64_t start, int64_t count, const 
   char* __restrict alive = tl.alive.data();
   for (int64_t j = 0; j < count && n_alive > 0; ++j) {
     const int64_t i = start + j;
-    const int64_t n = tl.evaluate(coeffs + 6 * i, r.log_skip);  // the others have alpha < 1/255 for sure
+    const PairQuadratic<scalar_t> quad(table + 6 * pr.gauss[i], xc, yc);
+    const int64_t n = tl.evaluate(quad.k, r.log_skip);  // the others have alpha < 1/255 for sure
     for (int64_t q = 0; q < n; ++q) {
       const int64_t p = tl.cand[q];
       if (!alive[p]) continue;  // the pixel has ended
@@ -112,18 +159,18 @@ inline int64_t pixel_index(int64_t tile, int64_t p, const Geometry& g) {
 }
 
 template <typename scalar_t>
-void forward_tiles(const scalar_t* coeffs, const scalar_t* colors, const int64_t* rows, const int64_t* starts,
-                   const int64_t* counts, const int64_t* tiles, int64_t n_tiles, const scalar_t* bg, int64_t D,
-                   const Geometry& g, const Rules<scalar_t>& r, scalar_t* img, scalar_t* tf) {
+void forward_tiles(const scalar_t* table, const scalar_t* colors, const Pairs& pr, const int64_t* tiles,
+                   int64_t n_tiles, const scalar_t* bg, int64_t D, const Geometry& g, const Rules<scalar_t>& r,
+                   scalar_t* img, scalar_t* tf) {
   Tile<scalar_t> tl(g.tile_size);
   std::vector<scalar_t> acc(tl.P * D);
   for (int64_t t = 0; t < n_tiles; ++t) {
     const int64_t tile = tiles[t];
     std::fill(acc.begin(), acc.end(), scalar_t(0));
-    composite_tile(coeffs, starts[tile], counts[tile], r, tl,
+    composite_tile(table, pr, tile, g, r, tl,
                    [&](int64_t i, int64_t p, scalar_t a, scalar_t T, bool) {
                      const scalar_t w = T * a;
-                     const scalar_t* col = colors + rows[i] * D;
+                     const scalar_t* col = colors + pr.color[i] * D;
                      scalar_t* out = acc.data() + p * D;
                      for (int64_t d = 0; d < D; ++d) out[d] += w * col[d];
                    });
@@ -146,17 +193,18 @@ struct Hit {
 };
 
 template <typename scalar_t>
-void backward_tiles(const scalar_t* coeffs, const scalar_t* colors, const int64_t* rows, const int64_t* starts,
-                    const int64_t* counts, const int64_t* tiles, int64_t n_tiles, int64_t D, const Geometry& g,
-                    const Rules<scalar_t>& r, const scalar_t* grad, const scalar_t* rest, scalar_t* d_coeffs,
-                    scalar_t* d_pair_colors) {
+void backward_tiles(const scalar_t* table, const scalar_t* colors, const Pairs& pr, const int64_t* tiles,
+                    int64_t n_tiles, int64_t D, const Geometry& g, const Rules<scalar_t>& r, const scalar_t* grad,
+                    const scalar_t* rest, scalar_t* d_pairs, scalar_t* d_pair_colors) {
   Tile<scalar_t> tl(g.tile_size);
   std::vector<Hit<scalar_t>> hits;
   std::vector<scalar_t> suffix(tl.P), gpix(tl.P * D), dc_local(D);
   for (int64_t t = 0; t < n_tiles; ++t) {
     const int64_t tile = tiles[t];
     hits.clear();
-    composite_tile(coeffs, starts[tile], counts[tile], r, tl,
+    scalar_t xc, yc;
+    tile_centre(tile, g, xc, yc);
+    composite_tile(table, pr, tile, g, r, tl,
                    [&](int64_t i, int64_t p, scalar_t a, scalar_t T, bool unclamped) {
                      hits.push_back({i, int32_t(p), a, T, unclamped});
                    });
@@ -173,11 +221,9 @@ void backward_tiles(const scalar_t* coeffs, const scalar_t* colors, const int64_
     int64_t cur = -1;
     auto flush = [&]() {
       if (cur < 0) return;
-      scalar_t* out = d_coeffs + 6 * cur;
-      for (int q = 0; q < 6; ++q) {
-        out[q] += dk[q];
-        dk[q] = 0;
-      }
+      const scalar_t* row = table + 6 * pr.gauss[cur];
+      PairQuadratic<scalar_t>(row, xc, yc).backward(row, dk, d_pairs + 6 * cur);
+      std::fill(dk, dk + 6, scalar_t(0));
       if (d_pair_colors) {
         scalar_t* oc = d_pair_colors + cur * D;
         for (int64_t d = 0; d < D; ++d) {
@@ -191,7 +237,7 @@ void backward_tiles(const scalar_t* coeffs, const scalar_t* colors, const int64_
         flush();
         cur = h->pair;
       }
-      const scalar_t* col = colors + rows[h->pair] * D;
+      const scalar_t* col = colors + pr.color[h->pair] * D;
       const scalar_t* gp = gpix.data() + h->pixel * D;
       scalar_t cg = 0;
       for (int64_t d = 0; d < D; ++d) cg += col[d] * gp[d];
@@ -224,24 +270,30 @@ Geometry geometry(const torch::Tensor& img, int64_t tiles_per_image, int64_t til
   return {tiles_per_image, tile_width, tile_size, img.size(1), img.size(2)};
 }
 
-void check(const torch::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device().is_cpu() && t.is_contiguous(), "composite_cpp: ", name, " must be a contiguous CPU tensor");
+Pairs pairs(const torch::Tensor& gauss, const torch::Tensor& color, const torch::Tensor& starts,
+            const torch::Tensor& counts) {
+  for (const torch::Tensor* t : {&gauss, &color, &starts, &counts}) {
+    check_cpu(*t, "composite");
+    TORCH_CHECK(t->scalar_type() == torch::kInt64, "composite: pair indices must be int64");
+  }
+  return {gauss.data_ptr<int64_t>(), color.data_ptr<int64_t>(), starts.data_ptr<int64_t>(), counts.data_ptr<int64_t>()};
 }
 
 }  // namespace
 
-// img [C, Hp, Wp, D] and tf [C, Hp, Wp] are written for the pixels of ``tiles``.
-void forward(const torch::Tensor& coeffs, const torch::Tensor& colors, const torch::Tensor& rows,
-             const torch::Tensor& starts, const torch::Tensor& counts, const torch::Tensor& tiles,
-             const c10::optional<torch::Tensor>& bg, torch::Tensor img, torch::Tensor tf, int64_t tiles_per_image,
-             int64_t tile_width, int64_t tile_size, double log_floor, double log_max, double alpha_cut,
-             double t_eps) {
-  for (const torch::Tensor* p : std::initializer_list<const torch::Tensor*>{&coeffs, &colors, &rows, &starts, &counts, &tiles, &img, &tf}) check(*p, "input");
+// img [C, Hp, Wp, D] and tf [C, Hp, Wp] are written for the pixels of ``tiles``. table [R, 6]: per projected
+// Gaussian (mean x, y, conic a, b, c, opacity); gauss / color: each pair's row of table / colors.
+void composite_forward(const torch::Tensor& table, const torch::Tensor& colors, const torch::Tensor& gauss,
+                       const torch::Tensor& color, const torch::Tensor& starts, const torch::Tensor& counts,
+                       const torch::Tensor& tiles, const c10::optional<torch::Tensor>& bg, torch::Tensor img,
+                       torch::Tensor tf, int64_t tiles_per_image, int64_t tile_width, int64_t tile_size,
+                       double log_floor, double log_max, double alpha_cut, double t_eps) {
+  for (const torch::Tensor* t : std::initializer_list<const torch::Tensor*>{&table, &colors, &tiles, &img, &tf}) check_cpu(*t, "composite_forward");
+  const Pairs pr = pairs(gauss, color, starts, counts);
   const int64_t D = colors.size(1);
   const Geometry g = geometry(img, tiles_per_image, tile_width, tile_size);
-  AT_DISPATCH_FLOATING_TYPES(coeffs.scalar_type(), "composite_forward", [&] {
-    forward_tiles<scalar_t>(coeffs.data_ptr<scalar_t>(), colors.data_ptr<scalar_t>(), rows.data_ptr<int64_t>(),
-                            starts.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), tiles.data_ptr<int64_t>(),
+  AT_DISPATCH_FLOATING_TYPES(table.scalar_type(), "composite_forward", [&] {
+    forward_tiles<scalar_t>(table.data_ptr<scalar_t>(), colors.data_ptr<scalar_t>(), pr, tiles.data_ptr<int64_t>(),
                             tiles.numel(), bg.has_value() ? bg->data_ptr<scalar_t>() : nullptr, D, g,
                             rules<scalar_t>(log_floor, log_max, alpha_cut, t_eps), img.data_ptr<scalar_t>(),
                             tf.data_ptr<scalar_t>());
@@ -249,25 +301,22 @@ void forward(const torch::Tensor& coeffs, const torch::Tensor& colors, const tor
 }
 
 // grad [C, Hp, Wp, D] (upstream gradient of the image), rest [C, Hp, Wp] = T_final (bg . g - g_alpha);
-// accumulates into d_coeffs [M + 1, 6] and (optional) d_pair_colors [M + 1, D] for the pairs of ``tiles``.
-void backward(const torch::Tensor& coeffs, const torch::Tensor& colors, const torch::Tensor& rows,
-              const torch::Tensor& starts, const torch::Tensor& counts, const torch::Tensor& tiles,
-              const torch::Tensor& grad, const torch::Tensor& rest, torch::Tensor d_coeffs,
-              const c10::optional<torch::Tensor>& d_pair_colors, int64_t tiles_per_image, int64_t tile_width,
-              int64_t tile_size, double log_floor, double log_max, double alpha_cut, double t_eps) {
-  for (const torch::Tensor* p : std::initializer_list<const torch::Tensor*>{&coeffs, &colors, &rows, &starts, &counts, &tiles, &grad, &rest, &d_coeffs}) check(*p, "input");
+// accumulates into d_pairs [M, 6] (d/d the pair's table row) and, optionally, d_pair_colors [M, D] for the pairs
+// of ``tiles``.
+void composite_backward(const torch::Tensor& table, const torch::Tensor& colors, const torch::Tensor& gauss,
+                        const torch::Tensor& color, const torch::Tensor& starts, const torch::Tensor& counts,
+                        const torch::Tensor& tiles, const torch::Tensor& grad, const torch::Tensor& rest,
+                        torch::Tensor d_pairs, const c10::optional<torch::Tensor>& d_pair_colors,
+                        int64_t tiles_per_image, int64_t tile_width, int64_t tile_size, double log_floor,
+                        double log_max, double alpha_cut, double t_eps) {
+  for (const torch::Tensor* t : std::initializer_list<const torch::Tensor*>{&table, &colors, &tiles, &grad, &rest, &d_pairs}) check_cpu(*t, "composite_backward");
+  const Pairs pr = pairs(gauss, color, starts, counts);
   const int64_t D = colors.size(1);
   const Geometry g = geometry(grad, tiles_per_image, tile_width, tile_size);
-  AT_DISPATCH_FLOATING_TYPES(coeffs.scalar_type(), "composite_backward", [&] {
-    backward_tiles<scalar_t>(coeffs.data_ptr<scalar_t>(), colors.data_ptr<scalar_t>(), rows.data_ptr<int64_t>(),
-                             starts.data_ptr<int64_t>(), counts.data_ptr<int64_t>(), tiles.data_ptr<int64_t>(),
+  AT_DISPATCH_FLOATING_TYPES(table.scalar_type(), "composite_backward", [&] {
+    backward_tiles<scalar_t>(table.data_ptr<scalar_t>(), colors.data_ptr<scalar_t>(), pr, tiles.data_ptr<int64_t>(),
                              tiles.numel(), D, g, rules<scalar_t>(log_floor, log_max, alpha_cut, t_eps),
-                             grad.data_ptr<scalar_t>(), rest.data_ptr<scalar_t>(), d_coeffs.data_ptr<scalar_t>(),
+                             grad.data_ptr<scalar_t>(), rest.data_ptr<scalar_t>(), d_pairs.data_ptr<scalar_t>(),
                              d_pair_colors.has_value() ? d_pair_colors->data_ptr<scalar_t>() : nullptr);
   });
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "composite tiles (forward)", py::call_guard<py::gil_scoped_release>());
-  m.def("backward", &backward, "composite tiles (backward)", py::call_guard<py::gil_scoped_release>());
 }
