@@ -11,6 +11,8 @@ import pkgutil
 import sys
 from pathlib import Path
 
+import aligngs  # noqa: F401  (before any benchmark imports torch: it sets torch's OpenMP wait policy)
+
 HERE = Path(__file__).resolve().parent
 
 
