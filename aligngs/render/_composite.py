@@ -417,12 +417,13 @@ class _CompositeTiles(torch.autograd.Function):
                 # per pair (each real pair belongs to exactly one tile, so the chunks' writes never overlap; the
                 # padding row stays 0), then one reduction onto the colour rows in a fixed order: the result does
                 # not depend on the worker count
-                d_pair_col = colors.new_zeros(plan.n_pairs + 1, colors.shape[-1]) if need_col else None
                 d_pairs = None
                 if cpp is not None:
-                    # per pair: d/d its Gaussian's row (mean, conic, opacity), summed onto the rows below
+                    # per pair (the kernel writes every row of its tiles' pairs): d/d its Gaussian's row (mean,
+                    # conic, opacity) and its colour, summed onto those rows below
                     coeffs_d, colors_d = coeffs.detach().contiguous(), colors.detach().contiguous()
-                    d_pairs = coeffs.new_zeros(plan.n_pairs, 6)
+                    d_pairs = coeffs.new_empty(plan.n_pairs, 6)
+                    d_pair_col = colors.new_empty(plan.n_pairs, colors.shape[-1]) if need_col else None
                     rows = plan.pair_color_rows()
 
                     def work(i: int) -> None:
@@ -431,6 +432,7 @@ class _CompositeTiles(torch.autograd.Function):
                                                d_pair_col, plan.tiles_per_image, plan.tile_width, plan.tile_size,
                                                *_cpp_rules())
                 else:
+                    d_pair_col = colors.new_zeros(plan.n_pairs + 1, colors.shape[-1]) if need_col else None
                     g_t = _tile_view(grad, plan)
                     rest_t = _tile_view(rest, plan) if rest is not None else None
                     km = _ChunkMath(coeffs, colors, basis)
@@ -447,9 +449,12 @@ class _CompositeTiles(torch.autograd.Function):
                             d_pair_col.index_copy_(0, rows, d_col.reshape(-1, d_col.shape[-1]))
 
                 for_each_parallel(work, len(plan.chunks), ctx.workers)
-                if d_pairs is not None and need_k:
-                    d_coeffs.index_add_(0, plan.pair_flat_ids, d_pairs)
-                if need_col:
+                if cpp is not None:
+                    if need_k:
+                        cpp.scatter_add_rows(d_pairs, plan.pair_flat_ids, d_coeffs)
+                    if need_col:
+                        cpp.scatter_add_rows(d_pair_col, rows, d_colors)
+                elif need_col:
                     d_colors.index_add_(0, plan.pair_color_rows(), d_pair_col[: plan.n_pairs])
         return d_coeffs, d_colors, d_bg, None, None, None, None, None
 

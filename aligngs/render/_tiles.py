@@ -108,7 +108,7 @@ def plan_tiles(
     if binner is not None:
         pair_flat, tile, tile_counts, tile_starts, tiles_per_gauss = binner.bin_tiles(
             means2d.detach().contiguous(), radii.contiguous(), depths.detach().contiguous(),
-            conics.detach().contiguous(), opacities.detach().contiguous(), width, height, tile_size)
+            conics.detach().contiguous(), opacities.detach().contiguous(), width, height, tile_size, workers)
     else:
         pair_flat, tile, tile_counts, tile_starts, tiles_per_gauss = _bin_torch(
             means2d, radii, depths, conics, opacities, width, height, tile_size, workers)

@@ -14,6 +14,7 @@ from ._threads import flush_denormal, single_threaded_torch
 from ._features import FeatureWeights
 from ._isolate import Split, isolated
 from ._projection import project_gaussians, sh_colors
+from ._project_cpp import project as cpp_project, sh_colors as cpp_sh_colors, uses_cpp_projection
 from ._tiles import gsplat_isect_meta, plan_tiles
 
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
@@ -250,6 +251,15 @@ def _rasterization_cpu(
     cpp = compiled_kernel(kernel)
     antialiased = rasterize_mode == "antialiased"
 
+    def with_depth(feats, depths):
+        if render_mode in ("RGB+D", "RGB+ED"):
+            if feats.dim() == 2:
+                feats = feats[None].expand(C, -1, -1)
+            return torch.cat([feats, depths[..., None]], dim=-1)
+        if render_mode in ("D", "ED"):
+            return depths[..., None]
+        return feats
+
     def front(means, quats, scales, opacities, colors, viewmats, Ks):
         proj = project_gaussians(
             means, quats, scales, opacities, viewmats, Ks, width, height, eps2d=eps2d,
@@ -260,13 +270,7 @@ def _rasterization_cpu(
             feats = sh_colors(sh_degree, means, colors, viewmats)  # [C, N, 3]
         else:
             feats = colors  # [N, D] or [C, N, D]
-        if render_mode in ("RGB+D", "RGB+ED"):
-            if feats.dim() == 2:
-                feats = feats[None].expand(C, -1, -1)
-            feats = torch.cat([feats, proj.depths[..., None]], dim=-1)
-        elif render_mode in ("D", "ED"):
-            feats = proj.depths[..., None]
-        return proj.means2d, proj.conics, proj.depths, proj.opacities, feats, proj.radii
+        return proj.means2d, proj.conics, proj.depths, proj.opacities, with_depth(feats, proj.depths), proj.radii
 
     def expected_depth(renders, alphas):
         return (torch.cat([renders[..., :-1], renders[..., -1:] / alphas.clamp(min=1e-10)], dim=-1),)
@@ -274,14 +278,22 @@ def _rasterization_cpu(
     with flush_denormal(), single_threaded_torch():
         N = means.shape[0]
         feats_per_gaussian = sh_degree is None and colors.dim() == 2 and render_mode == "RGB"
-        split = Split(
-            n=N, in_dims=(0, 0, 0, 0, 0 if colors.dim() == (3 if sh_degree is not None else 2) else 1, None, None),
-            out_dims=(1, 1, 1, 1, 0 if feats_per_gaussian else 1, 1),
-            parts=2 if N >= SPLIT_MIN_GAUSSIANS else 1, workers=workers,
-        )
-        means2d, conics, depths, opac, feats, radii = isolated(
-            front, means, quats, scales, opacities, colors, viewmats, Ks, split=split
-        )
+        if uses_cpp_projection(cpp, viewmats, Ks):
+            means2d, conics, depths, opac, radii = cpp_project(
+                cpp, means, quats, scales, opacities, viewmats, Ks, width, height, eps2d=eps2d, near_plane=near_plane,
+                far_plane=far_plane, radius_clip=radius_clip, antialiased=antialiased, workers=workers,
+            )
+            feats = cpp_sh_colors(cpp, sh_degree, means, colors, viewmats, workers) if sh_degree is not None else colors
+            feats = with_depth(feats, depths)
+        else:
+            split = Split(
+                n=N, in_dims=(0, 0, 0, 0, 0 if colors.dim() == (3 if sh_degree is not None else 2) else 1, None, None),
+                out_dims=(1, 1, 1, 1, 0 if feats_per_gaussian else 1, 1),
+                parts=2 if N >= SPLIT_MIN_GAUSSIANS else 1, workers=workers,
+            )
+            means2d, conics, depths, opac, feats, radii = isolated(
+                front, means, quats, scales, opacities, colors, viewmats, Ks, split=split
+            )
         bg = backgrounds
         if bg is not None and render_mode in ("RGB+D", "RGB+ED"):
             bg = torch.cat([bg, bg.new_zeros(C, 1)], dim=-1)

@@ -62,7 +62,7 @@ def test_kept_weights_and_median_depth_use_the_torch_kernels(scene_factory):
 
 
 @pytest.mark.parametrize("opts", [
-    dict(seed=11, n=4000, width=64, height=48, n_cameras=3, dtype=torch.float32),
+    dict(seed=11, n=5000, width=64, height=48, n_cameras=3, dtype=torch.float32),
     dict(seed=12, n=1500, width=45, height=37, n_cameras=2),  # float64, partial edge tiles
     dict(seed=13, n=800, scale=2.0, saturated=True),
 ])
@@ -75,10 +75,12 @@ def test_cpp_binning_gives_the_torch_binning(opts, scene_factory):
     depths[:, 1::7] = depths[:, ::7][:, : depths[:, 1::7].shape[1]]  # exact depth ties
     args = (p.means2d, p.radii, depths, p.conics, p.opacities)
     ref = _bin_torch(*args, W, H, 8, 1)
-    got = cpp_mod.kernel("cpp").bin_tiles(*(t.contiguous() for t in args), W, H, 8)
     assert ref[0].numel() > 1000
-    for name, r, g in zip(["pair_flat_ids", "pair_tiles", "tile_counts", "tile_starts", "tiles_per_gauss"], ref, got):
-        assert torch.equal(r.reshape(-1), g.reshape(-1)), name
+    for workers in (1, 2):  # 5000 Gaussians: culled in two halves on two threads (from 4096 on)
+        got = cpp_mod.kernel("cpp").bin_tiles(*(t.contiguous() for t in args), W, H, 8, workers)
+        for name, r, g in zip(["pair_flat_ids", "pair_tiles", "tile_counts", "tile_starts", "tiles_per_gauss"], ref,
+                              got):
+            assert torch.equal(r.reshape(-1), g.reshape(-1)), (name, workers)
     # and the plans built on them pad their chunks the same way (the torch kernels read those)
     plans = [plan_tiles(*args, W, H, 8, 3, False, binner=b) for b in (None, cpp_mod.kernel("cpp"))]
     for a, b in zip(plans[0].padded_chunks(), plans[1].padded_chunks()):

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,7 @@
 namespace {
 
 constexpr float kCullMargin = 1e-3f;  // _tiles._CULL_MARGIN
+constexpr int64_t kSplitMinGaussians = 4096;
 
 // The minimum over the rectangle [xlo, xhi] x [ylo, yhi] (offsets from the mean) of the quadratic
 // 0.5 (a dx^2 + c dy^2) + b dx dy: 0 when the mean lies inside, else the least of its minima along the 4 edges.
@@ -68,17 +70,27 @@ inline void sort_by_depth(const double* depths, std::vector<int64_t>& ids) {
   std::stable_sort(ids.begin(), ids.end(), [&](int64_t x, int64_t y) { return depths[x] < depths[y]; });
 }
 
-// The pairs of one camera's Gaussians, in index order (sequential reads of the per-Gaussian arrays): appends each
-// visible Gaussian's kept tiles to ``tiles`` (its segment starts at ``first[f]``, ``count[f]`` long) and counts
-// the pairs per tile.
+// The pairs of the Gaussians with flat ids [f0, f1) of one camera, in index order (sequential reads of the
+// per-Gaussian arrays): lists the visible ones, appends each one's kept tiles to ``tiles`` (its segment starts at
+// ``first[f]``, ``count[f]`` long) and counts the pairs per tile of the camera in ``tile_counts`` [T].
+struct Part {
+  std::vector<int64_t> visible;
+  std::vector<int32_t> tiles;
+  std::vector<int64_t> tile_counts;
+};
+
 template <typename scalar_t>
-void cull_camera(const scalar_t* means2d, const int32_t* radii, const scalar_t* conics, const scalar_t* opac,
-                 int64_t cam, int64_t N, int64_t width, int64_t height, int64_t ts, std::vector<int64_t>& visible,
-                 std::vector<int32_t>& tiles, int64_t* first, int32_t* count, int64_t* tile_counts) {
-  const int64_t tw = (width + ts - 1) / ts, th = (height + ts - 1) / ts, T = tw * th;
+void cull_range(const scalar_t* means2d, const int32_t* radii, const scalar_t* conics, const scalar_t* opac,
+                int64_t f0, int64_t f1, int64_t width, int64_t height, int64_t ts, Part& out, int64_t* first,
+                int32_t* count) {
+  const int64_t tw = (width + ts - 1) / ts, th = (height + ts - 1) / ts;
   const float fts = float(ts), fw = float(tw), fh = float(th);
   const float xmax = float(width) - 0.5f, ymax = float(height) - 0.5f;
-  for (int64_t f = cam * N; f < (cam + 1) * N; ++f) {
+  std::vector<int64_t>& visible = out.visible;
+  std::vector<int32_t>& tiles = out.tiles;
+  out.tile_counts.assign(tw * th, 0);
+  int64_t* tile_counts = out.tile_counts.data();
+  for (int64_t f = f0; f < f1; ++f) {
     if (!(radii[2 * f] > 0 && radii[2 * f + 1] > 0)) continue;
     visible.push_back(f);
     first[f] = int64_t(tiles.size());
@@ -97,7 +109,7 @@ void cull_camera(const scalar_t* means2d, const int32_t* radii, const scalar_t* 
         if (rect_min(a, b, c, xlo, xhi, ylo, yhi) <= cut) {
           const int64_t t = int64_t(ty) * tw + int64_t(tx);
           tiles.push_back(int32_t(t));
-          ++tile_counts[cam * T + t];
+          ++tile_counts[t];
         }
       }
     }
@@ -110,25 +122,41 @@ void cull_camera(const scalar_t* means2d, const int32_t* radii, const scalar_t* 
 std::vector<torch::Tensor> bin_tiles(const torch::Tensor& means2d, const torch::Tensor& radii,
                                      const torch::Tensor& depths, const torch::Tensor& conics,
                                      const torch::Tensor& opacities, int64_t width, int64_t height,
-                                     int64_t tile_size) {
+                                     int64_t tile_size, int64_t workers) {
   for (const torch::Tensor* t : {&means2d, &radii, &depths, &conics, &opacities}) check_cpu(*t, "bin_tiles");
   TORCH_CHECK(radii.scalar_type() == torch::kInt32, "bin_tiles: radii must be int32");
   const int64_t C = depths.size(0), N = depths.size(1);
   const int64_t T = ((width + tile_size - 1) / tile_size) * ((height + tile_size - 1) / tile_size);
+  // the culling runs as two halves of each camera's Gaussians (the second on a thread of its own) from this many on
+  const int64_t n_parts = (workers >= 2 && N >= kSplitMinGaussians) ? 2 : 1;
   auto tiles_per_gauss = torch::zeros({C, N}, torch::kInt32);
   auto counts = torch::zeros({C * T}, torch::kInt64);
   auto starts = torch::empty({C * T}, torch::kInt64);
   int32_t* per_gauss = tiles_per_gauss.data_ptr<int32_t>();
   int64_t* cnt = counts.data_ptr<int64_t>();
-  std::vector<std::vector<int64_t>> visible(C);
-  std::vector<std::vector<int32_t>> cam_tiles(C);
+  std::vector<std::vector<Part>> parts(C, std::vector<Part>(n_parts));
+  std::vector<std::vector<int64_t>> order(C);
   std::vector<int64_t> first(C * N);
   AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "bin_tiles", [&] {
     for (int64_t cam = 0; cam < C; ++cam) {
-      cull_camera<scalar_t>(means2d.data_ptr<scalar_t>(), radii.data_ptr<int32_t>(), conics.data_ptr<scalar_t>(),
-                            opacities.data_ptr<scalar_t>(), cam, N, width, height, tile_size, visible[cam],
-                            cam_tiles[cam], first.data(), per_gauss, cnt);
-      sort_by_depth(depths.data_ptr<scalar_t>(), visible[cam]);
+      auto cull = [&](int64_t p) {
+        const int64_t f0 = cam * N + p * N / n_parts, f1 = cam * N + (p + 1) * N / n_parts;
+        cull_range<scalar_t>(means2d.data_ptr<scalar_t>(), radii.data_ptr<int32_t>(), conics.data_ptr<scalar_t>(),
+                             opacities.data_ptr<scalar_t>(), f0, f1, width, height, tile_size, parts[cam][p],
+                             first.data(), per_gauss);
+      };
+      if (n_parts == 2) {
+        std::thread second(cull, 1);
+        cull(0);
+        second.join();
+      } else {
+        cull(0);
+      }
+      for (const Part& part : parts[cam]) {
+        order[cam].insert(order[cam].end(), part.visible.begin(), part.visible.end());  // ascending ids
+        for (int64_t t = 0; t < T; ++t) cnt[cam * T + t] += part.tile_counts[t];
+      }
+      sort_by_depth(depths.data_ptr<scalar_t>(), order[cam]);
     }
   });
   // a counting sort by tile, filled front to back: the pairs of a tile keep the depth order
@@ -144,8 +172,9 @@ std::vector<torch::Tensor> bin_tiles(const torch::Tensor& means2d, const torch::
   int64_t* to = tiles.data_ptr<int64_t>();
   std::vector<int64_t> next(st, st + C * T);
   for (int64_t cam = 0; cam < C; ++cam) {
-    const int32_t* seg = cam_tiles[cam].data();
-    for (const int64_t f : visible[cam]) {
+    const int64_t half = cam * N + N / n_parts;  // first flat id of the second part
+    for (const int64_t f : order[cam]) {
+      const int32_t* seg = parts[cam][f < half ? 0 : n_parts - 1].tiles.data();
       for (int64_t j = first[f], e = first[f] + per_gauss[f]; j < e; ++j) {
         const int64_t t = cam * T + seg[j];
         const int64_t k = next[t]++;
