@@ -152,6 +152,21 @@ def rasterization(
     )
 
 
+def sh_colors_cpu(
+    sh_degree: int, means: Tensor, coeffs: Tensor, viewmats: Tensor, cpu_kernel: Optional[str] = None,
+    cpu_workers: Optional[int] = None,
+) -> Tensor:
+    """gsplat's SH colours on CPU tensors, as ``rasterization`` evaluates them: ``clamp_min(SH(dir) + 0.5, 0)`` with
+    the view direction from each camera centre. means [N, 3], coeffs [N, K, 3] or [C, N, K, 3], viewmats
+    [C, 4, 4] -> [C, N, 3]. The C++ kernel where it builds (``cpu_kernel`` as in ``rasterization``), else torch; for
+    a render that blends the colours with other per-Gaussian features (AlignGS's normals)."""
+    cpp = compiled_kernel(CPU_KERNEL if cpu_kernel is None else cpu_kernel)
+    workers = _default_workers() if cpu_workers is None else cpu_workers
+    if uses_cpp_projection(cpp, viewmats, viewmats):
+        return cpp_sh_colors(cpp, sh_degree, means, coeffs, viewmats, workers)
+    return sh_colors(sh_degree, means, coeffs, viewmats)
+
+
 def _default_workers() -> int:
     """Tile-chunk worker threads when the caller does not say: the caller's torch thread count, at most 2 (each
     worker runs its ops single-threaded; the GIL is released inside them)."""

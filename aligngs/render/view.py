@@ -9,7 +9,7 @@ import torch
 
 from ..data.types import Camera
 from ..model.gaussians import GaussianModel
-from .api import rasterization
+from .api import rasterization, sh_colors_cpu
 
 
 @dataclass
@@ -33,14 +33,14 @@ class ViewTensors:
         )
 
 
-def sh_colors(sh: torch.Tensor, means: torch.Tensor, center: torch.Tensor, degree: int) -> torch.Tensor:
-    """View-dependent RGB from SH exactly as gsplat does it (+0.5, clamp at 0). [N,K,3] -> [N,3]."""
-    dirs = means - center[None]
-    if sh.is_cuda:
-        from gsplat import spherical_harmonics
-    else:
-        from gsplat.cuda._torch_impl import _spherical_harmonics as spherical_harmonics
-    return torch.clamp_min(spherical_harmonics(degree, dirs, sh) + 0.5, 0.0)
+def sh_colors(sh: torch.Tensor, means: torch.Tensor, view: ViewTensors, degree: int) -> torch.Tensor:
+    """View-dependent RGB from SH exactly as gsplat does it (+0.5, clamp at 0). [N,K,3] -> [N,3]. On CPU the
+    rasterizer's own SH (its C++ kernel where it builds)."""
+    if not sh.is_cuda:
+        return sh_colors_cpu(degree, means, sh, view.viewmat)[0]
+    from gsplat import spherical_harmonics
+
+    return torch.clamp_min(spherical_harmonics(degree, means - view.center[None], sh) + 0.5, 0.0)
 
 
 def render(
@@ -62,7 +62,7 @@ def render(
     if extra_features is None:
         colors, deg, bg = a["sh"], sh_degree, background[None]
     else:
-        rgb = sh_colors(a["sh"], a["means"], view.center, sh_degree)
+        rgb = sh_colors(a["sh"], a["means"], view, sh_degree)
         colors = torch.cat([rgb, extra_features], dim=-1)
         deg = None
         bg = torch.cat([background, background.new_zeros(extra_features.shape[-1])])[None]

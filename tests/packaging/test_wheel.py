@@ -45,6 +45,10 @@ def test_built_wheel_has_no_tool_code(tmp_path):
     (whl,) = out.glob("aligngs-*.whl")
     names = zipfile.ZipFile(whl).namelist()
     assert any(n == "aligngs/pipeline.py" for n in names)
+    # the C++ kernels are built from the installed sources on first use: every source and header ships
+    from aligngs.render._cpp import HEADERS, SOURCES
+
+    assert {f"aligngs/render/csrc/{p.name}" for p in SOURCES + HEADERS} <= set(names)
     tops = {n.split("/")[0] for n in names}
     assert tops <= {"aligngs", "backend", f"{whl.name.split('-')[0]}-{whl.name.split('-')[1]}.dist-info"}, tops
     bad = [n for n in names if not n.endswith("dist-info") and set(Path(n).with_suffix("").parts) & set(TOOLS)]

@@ -85,3 +85,21 @@ def test_camera_gradients_use_the_torch_projection(scene_factory):
     assert _project_cpp.uses_cpp_projection(k, scene.viewmats, scene.Ks)
     assert not _project_cpp.uses_cpp_projection(k, scene.viewmats.clone().requires_grad_(True), scene.Ks)
     assert not _project_cpp.uses_cpp_projection(None, scene.viewmats, scene.Ks)
+
+
+@pytest.mark.parametrize("kernel_choice", ["cpp", "torch"])
+def test_view_sh_colors_match_gsplats_reference(kernel_choice, scene_factory, monkeypatch):
+    """The SH colours AlignGS blends with its normals (render/view.py) are gsplat's: its own pure-torch SH."""
+    from gsplat.cuda._torch_impl import _spherical_harmonics
+
+    from aligngs.render import api
+    from aligngs.render.view import ViewTensors, sh_colors
+
+    monkeypatch.setattr(api, "CPU_KERNEL", kernel_choice)
+    scene = scene_factory(seed=50, n=500, features=None, sh_degree=3, dtype=torch.float32)
+    vm = scene.viewmats[:1]
+    centre = torch.inverse(vm[0])[:3, 3]
+    view = ViewTensors(vm, scene.Ks[:1], scene.width, scene.height, centre)
+    ref = torch.clamp_min(_spherical_harmonics(3, scene.means - centre, scene.colors) + 0.5, 0.0)
+    got = sh_colors(scene.colors, scene.means, view, 3)
+    assert got.shape == ref.shape and float((got - ref).abs().max()) < 1e-5
