@@ -39,10 +39,12 @@ def _project(P: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def triangulate_known_poses(frames, max_reproj_px: float = 2.0, min_angle_deg: float = 1.5,
-                            max_features: int = 4096) -> tuple[np.ndarray, np.ndarray, dict]:
+                            max_features: int = 4096, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
     """Sparse points [P,3] float32 + colours [P,3] 0..1 from feature matches between ``frames`` (known cameras).
 
-    Frames need ``image`` and ``camera`` (same resolution as the image). Returns (points, colours, report)."""
+    Frames need ``image`` and ``camera`` (same resolution as the image). ``seed`` seeds the geometric
+    verification's RANSAC (pycolmap draws a fresh seed otherwise), so the same views give the same points in every
+    run and every process of a benchmark. Returns (points, colours, report)."""
     import pycolmap
     from PIL import Image
 
@@ -66,7 +68,9 @@ def triangulate_known_poses(frames, max_reproj_px: float = 2.0, min_angle_deg: f
         reader.camera_model = "PINHOLE"
         pycolmap.extract_features(db_path, img_dir, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
                                   extraction_options=ext, device=pycolmap.Device.cpu)
-        pycolmap.match_exhaustive(db_path, device=pycolmap.Device.cpu)
+        verify = pycolmap.TwoViewGeometryOptions()
+        verify.ransac.random_seed = seed
+        pycolmap.match_exhaustive(db_path, verification_options=verify, device=pycolmap.Device.cpu)
         db = pycolmap.Database.open(db_path)
         try:
             index = {img.image_id: names.index(img.name) for img in db.read_all_images()}
@@ -101,6 +105,10 @@ def triangulate_known_poses(frames, max_reproj_px: float = 2.0, min_angle_deg: f
             cols.append(img[px[:, 1], px[:, 0]])
     P = np.concatenate(pts).astype(np.float32) if pts else np.zeros((0, 3), np.float32)
     C = np.concatenate(cols).astype(np.float32) if cols else np.zeros((0, 3), np.float32)
+    # one order for the same set of points (the database lists pairs and matches in the order the matching threads
+    # produced them): the init, and so the training, is the same in every run
+    order = np.lexsort(np.concatenate([P, C], axis=1).T[::-1])
+    P, C = P[order], C[order]
     report["points"] = int(len(P))
     return P, C, report
 
