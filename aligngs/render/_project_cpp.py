@@ -14,14 +14,11 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._threads import for_each_parallel, single_threaded_torch, spans
-
-# Gaussians from which the work runs as two halves on the workers
-SPLIT_MIN_GAUSSIANS = 4096
+from ._threads import for_each_parallel, gaussian_parts, single_threaded_torch, spans
 
 
 def _halves(n: int):
-    return spans(n, 2 if n >= SPLIT_MIN_GAUSSIANS else 1)
+    return spans(n, gaussian_parts(n))
 
 
 def _contig(t: Optional[Tensor]) -> Optional[Tensor]:

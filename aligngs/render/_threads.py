@@ -98,6 +98,16 @@ def for_each_parallel(fn: Callable[[int], None], n: int, workers: int) -> None:
         raise failed[0]
 
 
+# Per-Gaussian work (projection, SH, tile culling) runs as two halves on the workers from this many Gaussians on
+# (below, the split's extra calls cost more than they save; results do not depend on the split or the worker count)
+SPLIT_MIN_GAUSSIANS = 4096
+
+
+def gaussian_parts(n: int) -> int:
+    """How many parts per-Gaussian work over ``n`` Gaussians is split into."""
+    return 2 if n >= SPLIT_MIN_GAUSSIANS else 1
+
+
 def spans(n: int, parts: int) -> List[Tuple[int, int]]:
     """(start, length) of ``parts`` near-equal consecutive pieces of ``range(n)`` (fewer when n < parts)."""
     step = max(1, -(-n // max(1, parts)))

@@ -20,7 +20,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._threads import for_each_parallel, spans
+from ._threads import for_each_parallel, gaussian_parts, spans
 
 # (tile, Gaussian) pairs from which per-pair work (the culling test, the pair coefficients and their gradients)
 # runs as two halves on the workers
@@ -108,7 +108,8 @@ def plan_tiles(
     if binner is not None:
         pair_flat, tile, tile_counts, tile_starts, tiles_per_gauss = binner.bin_tiles(
             means2d.detach().contiguous(), radii.contiguous(), depths.detach().contiguous(),
-            conics.detach().contiguous(), opacities.detach().contiguous(), width, height, tile_size, workers)
+            conics.detach().contiguous(), opacities.detach().contiguous(), width, height, tile_size,
+            workers if gaussian_parts(N) > 1 else 1)
     else:
         pair_flat, tile, tile_counts, tile_starts, tiles_per_gauss = _bin_torch(
             means2d, radii, depths, conics, opacities, width, height, tile_size, workers)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._composite import composite, pair_coefficients, pixel_basis
 from ._cpp import kernel as compiled_kernel
-from ._threads import flush_denormal, single_threaded_torch
+from ._threads import flush_denormal, gaussian_parts, single_threaded_torch
 from ._features import FeatureWeights
 from ._isolate import Split, isolated
 from ._projection import project_gaussians, sh_colors
@@ -25,9 +25,6 @@ CPU_CHUNK_ELEMS = 1 << 17
 # The CPU compositing kernel when the caller does not say (``cpu_kernel``): "auto" = the C++ kernel
 # (``csrc/composite.cpp``, built on first use) where it builds, else the pure-torch kernels.
 CPU_KERNEL = "auto"
-# The projection and SH run as two halves of the Gaussians on parallel threads from this many Gaussians on (the
-# split costs ~100 extra small ops; results do not depend on the worker count).
-SPLIT_MIN_GAUSSIANS = 4096
 
 
 def rasterization(
@@ -304,7 +301,7 @@ def _rasterization_cpu(
             split = Split(
                 n=N, in_dims=(0, 0, 0, 0, 0 if colors.dim() == (3 if sh_degree is not None else 2) else 1, None, None),
                 out_dims=(1, 1, 1, 1, 0 if feats_per_gaussian else 1, 1),
-                parts=2 if N >= SPLIT_MIN_GAUSSIANS else 1, workers=workers,
+                parts=gaussian_parts(N), workers=workers,
             )
             means2d, conics, depths, opac, feats, radii = isolated(
                 front, means, quats, scales, opacities, colors, viewmats, Ks, split=split

@@ -76,7 +76,7 @@ def test_cpp_binning_gives_the_torch_binning(opts, scene_factory):
     args = (p.means2d, p.radii, depths, p.conics, p.opacities)
     ref = _bin_torch(*args, W, H, 8, 1)
     assert ref[0].numel() > 1000
-    for workers in (1, 2):  # 5000 Gaussians: culled in two halves on two threads (from 4096 on)
+    for workers in (1, 2):  # 2 workers: culled in two halves on two threads
         got = cpp_mod.kernel("cpp").bin_tiles(*(t.contiguous() for t in args), W, H, 8, workers)
         for name, r, g in zip(["pair_flat_ids", "pair_tiles", "tile_counts", "tile_starts", "tiles_per_gauss"], ref,
                               got):

@@ -295,7 +295,7 @@ def test_split_projection_matches_unsplit(opts, scene_factory, monkeypatch):
     scene = scene_factory(seed=11, n=301, **opts)
     outs = []
     for min_split, workers in ((10**9, 1), (1, 1), (1, 2)):
-        monkeypatch.setattr(api, "SPLIT_MIN_GAUSSIANS", min_split)
+        monkeypatch.setattr(threads_mod, "SPLIT_MIN_GAUSSIANS", min_split)
         params = [p.clone().requires_grad_(True) for p in scene.params()]
         r, a, meta = rasterization(*scene.args(params), render_mode=mode, cpu_workers=workers, **scene.kwargs)
         (r.square().sum() + a.sum()).backward()
@@ -311,7 +311,7 @@ def test_split_projection_without_grad_matches_unsplit(scene_factory, monkeypatc
     scene = scene_factory(seed=2, n=300, sh_degree=1, features=None, n_cameras=2)
     outs = []
     for min_split in (10**9, 1):
-        monkeypatch.setattr(api, "SPLIT_MIN_GAUSSIANS", min_split)
+        monkeypatch.setattr(threads_mod, "SPLIT_MIN_GAUSSIANS", min_split)
         with torch.no_grad():
             r, a, meta = rasterization(*scene.args(), render_mode="RGB+ED", cpu_workers=2, **scene.kwargs)
         outs.append([r, a, meta["means2d"], meta["radii"]])

@@ -27,7 +27,6 @@
 namespace {
 
 constexpr float kCullMargin = 1e-3f;  // _tiles._CULL_MARGIN
-constexpr int64_t kSplitMinGaussians = 4096;
 
 // The minimum over the rectangle [xlo, xhi] x [ylo, yhi] (offsets from the mean) of the quadratic
 // 0.5 (a dx^2 + c dy^2) + b dx dy: 0 when the mean lies inside, else the least of its minima along the 4 edges.
@@ -136,8 +135,8 @@ std::vector<torch::Tensor> bin_tiles(const torch::Tensor& means2d, const torch::
   TORCH_CHECK(radii.scalar_type() == torch::kInt32, "bin_tiles: radii must be int32");
   const int64_t C = depths.size(0), N = depths.size(1);
   const int64_t T = ((width + tile_size - 1) / tile_size) * ((height + tile_size - 1) / tile_size);
-  // the culling runs as two halves of each camera's Gaussians (the second on a thread of its own) from this many on
-  const int64_t n_parts = (workers >= 2 && N >= kSplitMinGaussians) ? 2 : 1;
+  // with 2 workers the culling runs as two halves of each camera's Gaussians, the second on a thread of its own
+  const int64_t n_parts = (workers >= 2 && N >= 2) ? 2 : 1;
   auto tiles_per_gauss = torch::zeros({C, N}, torch::kInt32);
   auto counts = torch::zeros({C * T}, torch::kInt64);
   auto starts = torch::empty({C * T}, torch::kInt64);
