@@ -12,6 +12,7 @@ registration and called here, as Blender's event loop would.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import json
 import sys
@@ -319,6 +320,9 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # a crash inside Blender (SIGSEGV and the like) leaves no report; this puts the Python stack of every thread in
+    # the log the parent quotes
+    faulthandler.enable(all_threads=True)
     args = parse_args(sys.argv[1:] if argv is None else argv)
     report = Path(args.report)
     try:
