@@ -62,6 +62,10 @@ class TilePlan:
     colors_per_camera: bool = False  # colour table rows are camera * N + gaussian (else gaussian)
     chunks: List[Chunk] = field(default_factory=list)
     empty: Optional[Tuple[Tensor, Tensor, Tensor]] = None  # (camera, row, column) of empty tiles
+    # gsplat's meta["isect_ids"] / ["flatten_ids"] when the C++ binning wrote them as it went (else computed by
+    # gsplat_isect_meta from the pairs)
+    isect_ids: Optional[Tensor] = None  # [M] int64
+    flatten_ids: Optional[Tensor] = None  # [M] int32
 
     @property
     def n_pairs(self) -> int:
@@ -73,7 +77,9 @@ class TilePlan:
 
     def pair_color_rows(self) -> Tensor:
         """[M] int64: the colour-table row of each pair."""
-        return self.pair_flat_ids if self.colors_per_camera else self.pair_flat_ids % self.n_gaussians
+        if self.colors_per_camera or self.n_cameras == 1:  # one camera: flat id == Gaussian id
+            return self.pair_flat_ids
+        return self.pair_flat_ids % self.n_gaussians
 
     def padded_chunks(self) -> List[Chunk]:
         """The chunks with their padded index matrices (``pair_idx``, ``color_idx``), built for all chunks at once
@@ -105,8 +111,9 @@ def plan_tiles(
     th = math.ceil(height / tile_size)
     T = tw * th
     P = tile_size * tile_size
+    isect_ids = flatten_ids = None
     if binner is not None:
-        pair_flat, tile, tile_counts, tile_starts, tiles_per_gauss = binner.bin_tiles(
+        pair_flat, tile, tile_counts, tile_starts, tiles_per_gauss, isect_ids, flatten_ids = binner.bin_tiles(
             means2d.detach().contiguous(), radii.contiguous(), depths.detach().contiguous(),
             conics.detach().contiguous(), opacities.detach().contiguous(), width, height, tile_size,
             workers if gaussian_parts(N) > 1 else 1)
@@ -146,6 +153,8 @@ def plan_tiles(
         colors_per_camera=colors_per_camera,
         chunks=chunks,
         empty=_tile_where(empty, T, tw) if empty.numel() else None,
+        isect_ids=isect_ids,
+        flatten_ids=flatten_ids,
     )
 
 
@@ -299,15 +308,13 @@ def _ellipse_hits_tiles(
 def gsplat_isect_meta(plan: TilePlan, depths: Tensor) -> dict:
     """gsplat-style intersection meta (isect_ids, flatten_ids, isect_offsets) for this plan."""
     C, T = plan.n_cameras, plan.tiles_per_image
+    offsets = plan.tile_starts.to(torch.int32).reshape(C, plan.tile_height, plan.tile_width)
+    if plan.isect_ids is not None:
+        return {"isect_ids": plan.isect_ids, "flatten_ids": plan.flatten_ids, "isect_offsets": offsets}
     tile_bits = T.bit_length()
     cam = plan.pair_tiles // T
     local_tile = plan.pair_tiles % T
     d = depths.detach().reshape(-1)[plan.pair_flat_ids].float().contiguous()
     depth_bits = d.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
     isect_ids = (cam << (tile_bits + 32)) | (local_tile << 32) | depth_bits
-    offsets = (torch.cumsum(plan.tile_counts, 0) - plan.tile_counts).to(torch.int32)
-    return {
-        "isect_ids": isect_ids,
-        "flatten_ids": plan.pair_flat_ids.to(torch.int32),
-        "isect_offsets": offsets.reshape(C, plan.tile_height, plan.tile_width),
-    }
+    return {"isect_ids": isect_ids, "flatten_ids": plan.pair_flat_ids.to(torch.int32), "isect_offsets": offsets}

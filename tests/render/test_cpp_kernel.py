@@ -8,7 +8,7 @@ import torch
 import aligngs.render._cpp as cpp_mod
 from aligngs.render import rasterization
 from aligngs.render._projection import project_gaussians
-from aligngs.render._tiles import _bin_torch, plan_tiles
+from aligngs.render._tiles import _bin_torch, gsplat_isect_meta, plan_tiles
 
 
 def _render(scene, kernel, mode="RGB+ED", **kw):
@@ -85,3 +85,9 @@ def test_cpp_binning_gives_the_torch_binning(opts, scene_factory):
     plans = [plan_tiles(*args, W, H, 8, 3, False, binner=b) for b in (None, cpp_mod.kernel("cpp"))]
     for a, b in zip(plans[0].padded_chunks(), plans[1].padded_chunks()):
         assert torch.equal(a.pair_idx, b.pair_idx) and torch.equal(a.color_idx, b.color_idx)
+    # gsplat's intersection meta: written by the C++ binning as it goes, computed from the pairs by the torch path
+    assert plans[0].isect_ids is None and plans[1].isect_ids is not None
+    metas = [gsplat_isect_meta(plan, depths) for plan in plans]
+    for key in ("isect_ids", "flatten_ids", "isect_offsets"):
+        assert metas[0][key].dtype == metas[1][key].dtype and torch.equal(metas[0][key], metas[1][key]), key
+    assert int(metas[1]["isect_ids"].max() >> 32) > 0 and int(metas[1]["isect_ids"].min() & 0xFFFFFFFF) > 0

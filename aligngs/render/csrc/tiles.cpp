@@ -145,6 +145,7 @@ std::vector<torch::Tensor> bin_tiles(const torch::Tensor& means2d, const torch::
   std::vector<std::vector<Part>> parts(C, std::vector<Part>(n_parts));
   std::vector<std::vector<int64_t>> order(C);
   std::vector<int64_t> first(C * N);
+  std::vector<uint32_t> depth_bits(C * N);
   AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "bin_tiles", [&] {
     for (int64_t cam = 0; cam < C; ++cam) {
       auto cull = [&](int64_t p) {
@@ -165,6 +166,11 @@ std::vector<torch::Tensor> bin_tiles(const torch::Tensor& means2d, const torch::
         for (int64_t t = 0; t < T; ++t) cnt[cam * T + t] += part.tile_counts[t];
       }
       sort_by_depth(depths.data_ptr<scalar_t>(), order[cam]);
+      const scalar_t* d = depths.data_ptr<scalar_t>();
+      for (const int64_t f : order[cam]) {  // gsplat's isect_ids carry the float32 depth's bits
+        const float df = float(d[f]);
+        std::memcpy(&depth_bits[f], &df, 4);
+      }
     }
   });
   // a counting sort by tile, filled front to back: the pairs of a tile keep the depth order
@@ -176,20 +182,30 @@ std::vector<torch::Tensor> bin_tiles(const torch::Tensor& means2d, const torch::
   }
   auto flat = torch::empty({run}, torch::kInt64);
   auto tiles = torch::empty({run}, torch::kInt64);
+  auto isect_ids = torch::empty({run}, torch::kInt64);  // gsplat's meta: camera | tile | depth bits
+  auto flat32 = torch::empty({run}, torch::kInt32);     // gsplat's meta["flatten_ids"]
   int64_t* fo = flat.data_ptr<int64_t>();
   int64_t* to = tiles.data_ptr<int64_t>();
+  int64_t* io = isect_ids.data_ptr<int64_t>();
+  int32_t* f32 = flat32.data_ptr<int32_t>();
+  int64_t tile_bits = 0;  // Python's T.bit_length()
+  while ((T >> tile_bits) != 0) ++tile_bits;
   std::vector<int64_t> next(st, st + C * T);
   for (int64_t cam = 0; cam < C; ++cam) {
     const int64_t half = cam * N + N / n_parts;  // first flat id of the second part
+    const int64_t cam_bits = cam << (tile_bits + 32);
     for (const int64_t f : order[cam]) {
       const int32_t* seg = parts[cam][f < half ? 0 : n_parts - 1].tiles.data();
+      const int64_t dbits = int64_t(depth_bits[f]);
       for (int64_t j = first[f], e = first[f] + per_gauss[f]; j < e; ++j) {
         const int64_t t = cam * T + seg[j];
         const int64_t k = next[t]++;
         fo[k] = f;
         to[k] = t;
+        io[k] = cam_bits | (int64_t(seg[j]) << 32) | dbits;
+        f32[k] = int32_t(f);
       }
     }
   }
-  return {flat, tiles, counts, starts, tiles_per_gauss};
+  return {flat, tiles, counts, starts, tiles_per_gauss, isect_ids, flat32};
 }
