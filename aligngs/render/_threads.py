@@ -98,6 +98,12 @@ def for_each_parallel(fn: Callable[[int], None], n: int, workers: int) -> None:
         raise failed[0]
 
 
+def default_workers() -> int:
+    """Worker threads when the caller does not say: the caller's torch thread count, at most 2 (each worker runs its
+    ops single-threaded; the GIL is released inside them)."""
+    return max(1, min(2, torch.get_num_threads()))
+
+
 # Per-Gaussian work (projection, SH, tile culling) runs as two halves on the workers from this many Gaussians on
 # (below, the split's extra calls cost more than they save; results do not depend on the split or the worker count)
 SPLIT_MIN_GAUSSIANS = 4096

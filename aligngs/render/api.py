@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._composite import composite, pair_coefficients, pixel_basis
 from ._cpp import kernel as compiled_kernel
-from ._threads import flush_denormal, gaussian_parts, single_threaded_torch
+from ._threads import default_workers, flush_denormal, gaussian_parts, single_threaded_torch
 from ._features import FeatureWeights
 from ._isolate import Split, isolated
 from ._projection import project_gaussians, sh_colors
@@ -143,7 +143,7 @@ def rasterization(
         sh_degree=sh_degree, packed=packed,
         tile_size=CPU_TILE_SIZE if tile_size is None else tile_size, backgrounds=backgrounds,
         render_mode=render_mode, absgrad=absgrad, rasterize_mode=rasterize_mode,
-        workers=_default_workers() if cpu_workers is None else cpu_workers,
+        workers=default_workers() if cpu_workers is None else cpu_workers,
         keep_weights=cpu_keep_weights, median_depth=cpu_median_depth,
         kernel=CPU_KERNEL if cpu_kernel is None else cpu_kernel, extra=gsplat_kwargs,
     )
@@ -158,16 +158,10 @@ def sh_colors_cpu(
     [C, 4, 4] -> [C, N, 3]. The C++ kernel where it builds (``cpu_kernel`` as in ``rasterization``), else torch; for
     a render that blends the colours with other per-Gaussian features (AlignGS's normals)."""
     cpp = compiled_kernel(CPU_KERNEL if cpu_kernel is None else cpu_kernel)
-    workers = _default_workers() if cpu_workers is None else cpu_workers
+    workers = default_workers() if cpu_workers is None else cpu_workers
     if uses_cpp_projection(cpp, viewmats, viewmats):
         return cpp_sh_colors(cpp, sh_degree, means, coeffs, viewmats, workers)
     return sh_colors(sh_degree, means, coeffs, viewmats)
-
-
-def _default_workers() -> int:
-    """Tile-chunk worker threads when the caller does not say: the caller's torch thread count, at most 2 (each
-    worker runs its ops single-threaded; the GIL is released inside them)."""
-    return max(1, min(2, torch.get_num_threads()))
 
 
 def _shape_error(name: str, expected: str, got: Tensor) -> ValueError:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import torch
 
 from ..config import LossConfig, SemanticConfig
+from ..render._isolate import Split, isolated
+from ..render._threads import default_workers, flush_denormal, gaussian_parts, single_threaded_torch
 from ..render.view import ViewTensors
 from . import losses as L
 from .losses import normal_maps as N
@@ -33,9 +35,21 @@ def _edge_mask(ctx: StepContext, dilation: int) -> torch.Tensor | None:
 
 def gaussian_camera_normals(model, view: ViewTensors) -> torch.Tensor:
     """Per-Gaussian normals (smallest-scale axis) in camera space, facing the camera. [N,3]"""
-    a = model.activated()
-    world = N.gaussian_normals_world(a["quats"], a["scales"])
-    return N.camera_space_normals(world, a["means"], view.viewmat[0])
+    p = model.params  # not model.activated(): the normals need the raw quats and only the argmin of the scales
+
+    def normals(quats, scales, means, viewmat):
+        return (N.camera_space_normals(N.gaussian_normals_world(quats, scales), means, viewmat),)
+
+    if p["means"].is_cuda:
+        return normals(p["quats"], p["scales"], p["means"], view.viewmat[0])[0]
+    # CPU: per-Gaussian work in two halves on two threads, forward and backward, each single-threaded (its ~30
+    # small ops each paid a thread wake-up on torch's intra-op threads)
+    n, workers = p["means"].shape[0], default_workers()
+    with single_threaded_torch(), flush_denormal():
+        (out,) = isolated(normals, p["quats"], p["scales"], p["means"], view.viewmat[0],
+                          split=Split(n=n, in_dims=(0, 0, 0, None), out_dims=(0,), parts=gaussian_parts(n),
+                                      workers=workers))
+    return out
 
 
 @dataclass
@@ -88,6 +102,7 @@ class DepthPrior:
     alpha_gate: float = 0.0  # LossConfig.depth_alpha_gate (0 = the reference: no gate)
     name: str = "depth"
     needs: frozenset = frozenset()
+    render_only: bool = True  # reads the Gaussians only through ctx.render (trainer.image_terms)
 
     def active(self, step: int) -> bool:
         return self.weight > 0 and step >= self.from_iter
@@ -120,6 +135,7 @@ class NormalTerms:
     renormalize: bool = False  # LossConfig.normal_renormalize (False = the reference: raw blended normals)
     name: str = "normal"
     needs: frozenset = frozenset({"normals"})
+    render_only: bool = True  # reads the Gaussians only through ctx.render (trainer.image_terms)
 
     def active(self, step: int) -> bool:
         return (self.consistency_weight > 0 or self.boundary_weight > 0) and step >= self.from_iter

@@ -60,6 +60,10 @@ class StepContext:
 
 
 class LossTerm(Protocol):
+    """``render_only`` (optional attribute, default False): the term depends on the Gaussians only through the
+    maps of ``ctx.render`` (not ``ctx.model``); on CPU the trainer then evaluates it single-threaded, forward and
+    backward, with those maps as the inputs of one ``isolated`` call (see ``image_terms``)."""
+
     name: str
     needs: frozenset[str]
 
@@ -117,6 +121,24 @@ def photometric_loss(pred: torch.Tensor, gt: torch.Tensor, ssim_lambda: float) -
     with single_threaded_torch(), flush_denormal():
         (loss,) = isolated(lambda p, g: (_photometric(p, g, ssim_lambda)[None],), pred, gt)
     return loss[0]
+
+
+def image_terms(ctx: StepContext, terms: Sequence[LossTerm]) -> dict[str, torch.Tensor]:
+    """The values of ``render_only`` terms, evaluated on CPU single-threaded, forward and backward, in one
+    ``isolated`` call whose inputs are the render maps (like ``photometric_loss``: their ops are image-sized and
+    each paid a thread wake-up on torch's two intra-op threads; shelf-rgbd aligngs-mode step with the depth and
+    normal terms, steps interleaved in one process: 132 -> 119 ms median). On CUDA (or with no such term): {}."""
+    if not terms or ctx.gt.is_cuda:
+        return {}
+    keys = [k for k, v in ctx.render.items() if torch.is_tensor(v) and v.is_floating_point()]
+
+    def run(*maps: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        local = dataclasses.replace(ctx, render={**ctx.render, **dict(zip(keys, maps))})
+        return tuple(t(local).reshape(1) for t in terms)
+
+    with single_threaded_torch(), flush_denormal():
+        out = isolated(run, *[ctx.render[k] for k in keys])
+    return {t.name: v[0] for t, v in zip(terms, out)}
 
 
 def _photometric(pred: torch.Tensor, gt: torch.Tensor, ssim_lambda: float) -> torch.Tensor:
@@ -222,8 +244,9 @@ class Trainer:
         ctx = StepContext(step, self.frames[i], view, self.model, gt, out, meta, self.priors[i])
         loss = photometric_loss(out["rgb"], gt, cfg.loss.ssim_lambda)
         losses = {"photo": float(loss.detach())}
+        values = image_terms(ctx, [t for t in active if getattr(t, "render_only", False)])
         for t in active:
-            v = t(ctx)
+            v = values[t.name] if t.name in values else t(ctx)
             losses[t.name] = float(v.detach())
             loss = loss + v
         losses["total"] = float(loss.detach())

@@ -235,3 +235,56 @@ def test_compact_semantics_resume_trains_the_decoder_and_matches(room, tmp_path)
         assert torch.allclose(v, resumed.model.params[k], atol=1e-5), k
     assert torch.allclose(dec0.linear.weight, dec2.linear.weight, atol=1e-5)
     assert torch.allclose(dec0.linear.bias, dec2.linear.bias, atol=1e-5)
+
+
+def test_render_only_terms_give_the_same_gradients_when_isolated(room):
+    """The trainer evaluates ``render_only`` terms (depth prior, normal terms) single-threaded in one ``isolated``
+    call on the render maps (``trainer.image_terms``): same values and the same gradient on every geometry parameter
+    as calling them directly, and the gradient does reach the geometry (non-zero)."""
+    from aligngs.train.trainer import image_terms
+
+    model = _model(room)
+    terms = [DepthPrior(0.5, 0), NormalTerms(0.05, 0.01, 0)]
+    assert all(t.render_only for t in terms) and not MinScale(1.0).__dict__.get("render_only", False)
+    got = []
+    for isolate in (False, True):
+        ctx = _ctx(room, model, normals=True)
+        values = image_terms(ctx, terms) if isolate else {t.name: t(ctx) for t in terms}
+        assert set(values) == {"depth", "normal"}
+        sum(values.values()).backward()
+        got.append(({k: float(v) for k, v in values.items()}, _grads(model)))
+        for p in model.params.values():
+            p.grad = None
+    (v0, g0), (v1, g1) = got
+    assert v0 == pytest.approx(v1, rel=1e-6, abs=1e-9) and v0["depth"] > 0 and v0["normal"] > 0
+    for k in ("means", "quats", "scales", "opacities"):
+        assert g0[k] is not None and float(g0[k].abs().sum()) > 0, k
+        torch.testing.assert_close(g1[k], g0[k], rtol=1e-4, atol=1e-9)
+
+
+def test_gaussian_camera_normals_in_two_halves_match_the_direct_computation(room, monkeypatch):
+    """On CPU the per-Gaussian normals run in two halves on two threads (``isolated`` with a split): same normals
+    and the same gradient on the quaternions as the direct computation."""
+    import aligngs.render._threads as threads_mod
+    from aligngs.render.view import ViewTensors
+    from aligngs.train import terms as terms_mod
+    from aligngs.train.losses import normal_maps as NM
+
+    monkeypatch.setattr(threads_mod, "SPLIT_MIN_GAUSSIANS", 64)
+    monkeypatch.setattr(terms_mod, "default_workers", lambda: 2)
+    parts = []
+    real = NM.gaussian_normals_world
+    monkeypatch.setattr(NM, "gaussian_normals_world", lambda q, s: parts.append(len(q)) or real(q, s))
+    model = _model(room, n=500)
+    view = ViewTensors.of(room[1][0].camera, "cpu")
+    w = torch.randn(model.n, 3, generator=torch.Generator().manual_seed(3))
+    got = terms_mod.gaussian_camera_normals(model, view)
+    (g_got,) = torch.autograd.grad((got * w).sum(), model.params["quats"])
+    assert sorted(parts) == [250, 250]
+    p = model.params
+    ref = NM.camera_space_normals(real(p["quats"], p["scales"]), p["means"], view.viewmat[0])
+    (g_ref,) = torch.autograd.grad((ref * w).sum(), p["quats"])
+    torch.testing.assert_close(got, ref)
+    torch.testing.assert_close(g_got, g_ref)
+    p_cam = p["means"].detach() @ view.viewmat[0, :3, :3].T + view.viewmat[0, :3, 3]
+    assert float(g_ref.abs().sum()) > 0 and bool(((got.detach() * p_cam).sum(-1) <= 1e-6).all())  # facing the camera
