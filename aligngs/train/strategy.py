@@ -61,6 +61,26 @@ class ReferenceStrategy(DefaultStrategy):
         if step > 0 and step % self.reset_every == 0 and self._reset_allowed(step):
             reset_opa(params=params, optimizers=optimizers, state=state, value=self.prune_opa * 2.0)
 
+    @torch.no_grad()
+    def _update_state(self, params, state: dict[str, Any], info: dict[str, Any], packed: bool = False) -> None:
+        """gsplat's running statistics (screen-space gradient norm, visible count, max screen radius), written as
+        dense ops for one camera without packing (the trainer's case): no ``nonzero``/``index_add_`` round trip.
+        Bit-identical to ``DefaultStrategy._update_state`` (tested); 60k Gaussians on CPU: 4.1 -> 2.1 ms per
+        step. Other cases go to gsplat's code."""
+        grad = info[self.key_for_gradient].absgrad if self.absgrad else info[self.key_for_gradient].grad
+        if packed or info["n_cameras"] != 1 or grad.dim() != 3 or any(state[k] is None for k in ("grad2d", "count")) \
+                or (self.refine_scale2d_stop_iter > 0 and state["radii"] is None):
+            return super()._update_state(params, state, info, packed=packed)
+        w, h = float(info["width"]), float(info["height"])
+        scale = grad.new_tensor([w / 2.0, h / 2.0])  # gsplat's normalisation (x n_cameras = 1)
+        radii = info["radii"][0]
+        sel = (radii > 0.0).all(dim=-1)
+        state["grad2d"].add_(torch.where(sel, (grad[0] * scale).norm(dim=-1), 0.0))
+        state["count"].add_(sel)
+        if self.refine_scale2d_stop_iter > 0:
+            r = radii.max(dim=-1).values / max(w, h)
+            torch.maximum(state["radii"], torch.where(sel, r, 0.0), out=state["radii"])
+
     def _reset_allowed(self, step: int) -> bool:
         return self.iterations is None or self.iterations - step >= self.reset_min_remaining
 
