@@ -102,9 +102,11 @@ class _SH(torch.autograd.Function):
         return d_means, d_coeffs, None, None, None, None
 
 
-def uses_cpp_projection(kernel: Optional[ModuleType], viewmats: Tensor, Ks: Tensor) -> bool:
-    """Whether the C++ projection applies: a kernel was built and no camera gradient is wanted."""
-    return kernel is not None and not (torch.is_grad_enabled() and (viewmats.requires_grad or Ks.requires_grad))
+def uses_cpp_projection(kernel: Optional[ModuleType], viewmats: Tensor, Ks: Optional[Tensor] = None) -> bool:
+    """Whether the C++ projection (or SH: ``Ks`` None) applies: a kernel was built and no camera gradient is
+    wanted."""
+    cams = (viewmats,) if Ks is None else (viewmats, Ks)
+    return kernel is not None and not (torch.is_grad_enabled() and any(c.requires_grad for c in cams))
 
 
 def project(

@@ -159,7 +159,7 @@ def sh_colors_cpu(
     a render that blends the colours with other per-Gaussian features (AlignGS's normals)."""
     cpp = compiled_kernel(CPU_KERNEL if cpu_kernel is None else cpu_kernel)
     workers = default_workers() if cpu_workers is None else cpu_workers
-    if uses_cpp_projection(cpp, viewmats, viewmats):
+    if uses_cpp_projection(cpp, viewmats):
         return cpp_sh_colors(cpp, sh_degree, means, coeffs, viewmats, workers)
     return sh_colors(sh_degree, means, coeffs, viewmats)
 
