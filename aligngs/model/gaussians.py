@@ -80,7 +80,7 @@ class GaussianModel:
         n = len(points)
         scales = knn_init_scales(points)
         K = (sh_degree + 1) ** 2
-        means = torch.from_numpy(points)
+        means = torch.tensor(points)  # a copy: training updates the means in place, never the caller's array
         quats = torch.zeros(n, 4)
         quats[:, 0] = 1.0
         log_scales = torch.log(torch.from_numpy(scales))[:, None].repeat(1, 3)

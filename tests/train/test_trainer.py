@@ -99,3 +99,26 @@ def test_rejects_frames_without_camera_or_image(room):
     model = GaussianModel.from_points(np.zeros((4, 3), np.float32), np.zeros((4, 3), np.float32), device="cpu")
     with pytest.raises(ValueError, match=f"training frame {bad.name!r} has no camera"):
         Trainer(model, [bad], TrainConfig(), extent=extent)
+
+
+def test_training_leaves_the_callers_initial_points_alone(room):
+    """The model owns its parameters: training (Adam updates the means in place) must not move the points of the
+    Scene it was initialised from. Before, a float32 point array was shared with the means, so a second run on the
+    same Scene object (the sparse benchmark's AlignGS run after its 3DGS run) started from moved points."""
+    import copy
+
+    from aligngs.model.init import backproject_frames
+
+    scene, train, extent = room
+    sc = copy.copy(scene)
+    sc.points, sc.point_colors = backproject_frames(train)
+    sc.points = np.ascontiguousarray(sc.points[:2000], np.float32)
+    sc.point_colors = np.ascontiguousarray(sc.point_colors[:2000], np.float32)
+    before = sc.points.copy()
+    pts, cols, _ = initial_points(sc, train, 3000, 0, extent)
+    assert np.shares_memory(pts, sc.points)  # initial_points hands the scene's own array on
+    model = GaussianModel.from_points(pts, cols, sh_degree=0, device="cpu")
+    cfg = preset("fast", {"train": {"iterations": 5, "densify": {"enabled": False}}}).train
+    Trainer(model, train, cfg, extent=extent, progress_every_s=0).train()
+    assert not torch.equal(model.params["means"].detach(), torch.from_numpy(before))  # the means did move
+    np.testing.assert_array_equal(sc.points, before)
