@@ -1,8 +1,7 @@
 """What a photo-only user has for initialisation, built for the sparse protocol of the scene benchmark.
 
-:func:`triangulate_known_poses`: SIFT features of the K training views (pycolmap), exhaustive mutual-nearest-neighbour
-matching with the ratio test, verified against the known cameras' epipolar geometry (repeatable, unlike pycolmap's
-matcher), then every verified match triangulated with the views' known cameras (linear DLT)
+:func:`triangulate_known_poses`: SIFT features of the K training views (pycolmap), exhaustive matching with
+COLMAP's geometric verification, then every verified match triangulated with the views' known cameras (linear DLT)
 and kept when it lies in front of both cameras, reprojects within ``max_reproj_px`` in both and has a triangulation
 angle of at least ``min_angle_deg``. Incremental SfM registers too few of 8 sparse synthetic views to be usable
 (pycolmap finds no initial pair on samples/room at 8 views), and the benchmark evaluates in the known camera frame
@@ -40,15 +39,12 @@ def _project(P: np.ndarray, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def triangulate_known_poses(frames, max_reproj_px: float = 2.0, min_angle_deg: float = 1.5,
-                            max_features: int = 4096, max_ratio: float = 0.8) -> tuple[np.ndarray, np.ndarray, dict]:
+                            max_features: int = 4096, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict]:
     """Sparse points [P,3] float32 + colours [P,3] 0..1 from feature matches between ``frames`` (known cameras).
 
-    Frames need ``image`` and ``camera`` (same resolution as the image). SIFT features come from pycolmap (the same
-    in every run); they are matched here, mutual nearest neighbours with Lowe's ratio test, and verified against
-    the known cameras (Sampson distance to the epipolar line), because pycolmap's matching and RANSAC verification
-    gave different matches in every run even when seeded, single-threaded and brute force (5 of 5 runs on the
-    room's 8 views at 64 px differed), and so a different init, and a different benchmark row, each run. The same
-    views now give the same points in every run and every process. Returns (points, colours, report)."""
+    Frames need ``image`` and ``camera`` (same resolution as the image). ``seed`` seeds the geometric
+    verification's RANSAC (pycolmap draws a fresh seed otherwise), so the same views give the same points in every
+    run and every process of a benchmark. Returns (points, colours, report)."""
     import pycolmap
     from PIL import Image
 
@@ -72,27 +68,25 @@ def triangulate_known_poses(frames, max_reproj_px: float = 2.0, min_angle_deg: f
         reader.camera_model = "PINHOLE"
         pycolmap.extract_features(db_path, img_dir, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
                                   extraction_options=ext, device=pycolmap.Device.cpu)
+        verify = pycolmap.TwoViewGeometryOptions()
+        verify.ransac.random_seed = seed
+        pycolmap.match_exhaustive(db_path, verification_options=verify, device=pycolmap.Device.cpu)
         db = pycolmap.Database.open(db_path)
         try:
-            ids = {img.name: img.image_id for img in db.read_all_images()}
-            kps = [db.read_keypoints(ids[n])[:, :2].astype(np.float64) - 0.5 for n in names]  # COLMAP: +0.5
-            descs = [np.asarray(getattr(d, "data", d), np.float32) for d in (db.read_descriptors(ids[n]) for n in names)]
+            index = {img.image_id: names.index(img.name) for img in db.read_all_images()}
+            kps = {iid: db.read_keypoints(iid)[:, :2].astype(np.float64) - 0.5 for iid in index}  # COLMAP: +0.5
+            pair_ids, geoms = db.read_two_view_geometries()
         finally:
             db.close()
-    matches = {}
-    for ia in range(len(frames)):
-        for ib in range(ia + 1, len(frames)):
-            m = _match_mutual(descs[ia], descs[ib], max_ratio)
-            if len(m):
-                m = m[_sampson_px(frames[ia].camera, frames[ib].camera, kps[ia][m[:, 0]], kps[ib][m[:, 1]])
-                      < max_reproj_px]
-            matches[(ia, ib)] = m
     Ps = [f.camera.K @ f.camera.w2c[:3, :4] for f in frames]
     pts, cols = [], []
-    for (ia, ib), m in matches.items():
+    for pid, g in zip(pair_ids, geoms):
+        m = np.asarray(g.inlier_matches)
         if len(m) < 8:
             continue
-        x1, x2 = kps[ia][m[:, 0]], kps[ib][m[:, 1]]
+        a, b = pycolmap.pair_id_to_image_pair(pid)
+        ia, ib = index[a], index[b]
+        x1, x2 = kps[a][m[:, 0]], kps[b][m[:, 1]]
         X = _dlt(Ps[ia], Ps[ib], x1, x2)
         u1, z1 = _project(Ps[ia], X)
         u2, z2 = _project(Ps[ib], X)
@@ -111,37 +105,12 @@ def triangulate_known_poses(frames, max_reproj_px: float = 2.0, min_angle_deg: f
             cols.append(img[px[:, 1], px[:, 0]])
     P = np.concatenate(pts).astype(np.float32) if pts else np.zeros((0, 3), np.float32)
     C = np.concatenate(cols).astype(np.float32) if cols else np.zeros((0, 3), np.float32)
+    # one order for the same set of points (the database lists pairs and matches in the order the matching threads
+    # produced them): the init, and so the training, is the same in every run
+    order = np.lexsort(np.concatenate([P, C], axis=1).T[::-1])
+    P, C = P[order], C[order]
     report["points"] = int(len(P))
     return P, C, report
-
-
-def _match_mutual(d1: np.ndarray, d2: np.ndarray, max_ratio: float) -> np.ndarray:
-    """[M, 2] indices of mutual nearest neighbours between descriptor sets that pass Lowe's ratio test (in order
-    of the first set; ties go to the lower index)."""
-    if len(d1) < 2 or len(d2) < 2:
-        return np.zeros((0, 2), np.int64)
-    dist = (d1 * d1).sum(1)[:, None] + (d2 * d2).sum(1)[None, :] - 2.0 * (d1 @ d2.T)
-    np.maximum(dist, 0.0, out=dist)
-    nn12 = dist.argmin(1)
-    nn21 = dist.argmin(0)
-    two = np.partition(dist, 1, axis=1)[:, :2]
-    ok = (nn21[nn12] == np.arange(len(d1))) & (np.sqrt(two[:, 0]) < max_ratio * np.sqrt(two[:, 1]))
-    i = np.nonzero(ok)[0]
-    return np.stack([i, nn12[i]], 1)
-
-
-def _sampson_px(cam1, cam2, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
-    """Sampson distance (pixels) of correspondences x1 <-> x2 [M, 2] to the epipolar geometry of two known cameras."""
-    R = cam2.w2c[:3, :3] @ cam1.w2c[:3, :3].T
-    t = cam2.w2c[:3, 3] - R @ cam1.w2c[:3, 3]
-    tx = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
-    F = np.linalg.inv(cam2.K).T @ tx @ R @ np.linalg.inv(cam1.K)
-    h1 = np.concatenate([x1, np.ones((len(x1), 1))], 1)
-    h2 = np.concatenate([x2, np.ones((len(x2), 1))], 1)
-    Fx1, Ftx2 = h1 @ F.T, h2 @ F
-    num = (h2 * Fx1).sum(1) ** 2
-    den = Fx1[:, 0] ** 2 + Fx1[:, 1] ** 2 + Ftx2[:, 0] ** 2 + Ftx2[:, 1] ** 2
-    return np.sqrt(num / np.maximum(den, 1e-12))
 
 
 def dense_from_prior(frames, depths: list[np.ndarray], points: np.ndarray, labels: list[np.ndarray | None] | None,
