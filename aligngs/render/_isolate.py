@@ -1,11 +1,12 @@
-"""Run a differentiable sub-computation whose backward is single-threaded with flush-to-zero,
+"""Run a differentiable sub-computation single-threaded with flush-to-zero, forward and backward,
 optionally split into parts along the Gaussians that run on parallel threads, forward and backward.
 
 On a 2-core machine shared with other processes, torch's OpenMP intra-op parallelism stalls
 badly whenever another process holds a core (every parallel op waits for a descheduled thread),
 and exp/cumsum producing denormals are ~100x slower. The forward of the CPU rasterizer already
-runs inside ``single_threaded_torch()`` and ``flush_denormal()``; this wrapper gives the
-autograd backward of plain-torch parts (projection, SH, pair coefficients) the same treatment,
+runs inside ``single_threaded_torch()`` and ``flush_denormal()``; this wrapper gives plain-torch parts
+(projection, SH, pair coefficients; the trainer's photometric loss and image-space terms, whose small ops
+otherwise each wake torch's second thread) the same treatment in their forward and in their autograd backward,
 instead of leaving it to whatever thread settings the caller's ``loss.backward()`` runs with.
 
 The projection and SH evaluation are per-Gaussian, so with a :class:`Split` they run as ``parts``
@@ -129,14 +130,13 @@ class _Isolated(torch.autograd.Function):
 
 def isolated(fn: Callable[..., Tuple[Tensor, ...]], *inputs: Any, split: Optional[Split] = None) -> Tuple[Tensor, ...]:
     """``fn(*inputs)`` (a tuple of tensors); float outputs are differentiable w.r.t. the float
-    tensor inputs, and their backward runs single-threaded with flush-to-zero. With ``split``, ``fn`` runs
+    tensor inputs, and forward and backward run single-threaded with flush-to-zero. With ``split``, ``fn`` runs
     on ``split.parts`` slices of the Gaussians (``fn`` must treat Gaussians independently), on parallel
     threads, forward and backward."""
     if split is not None and (split.parts < 2 or split.n < split.parts):
         split = None
-    if not torch.is_grad_enabled() or not any(
-        torch.is_tensor(x) and x.requires_grad for x in inputs
-    ):
-        with torch.no_grad():
-            return _run_parts(fn, inputs, split, grad=False)[2]
-    return _Isolated.apply(fn, split, *inputs)
+    with single_threaded_torch(), flush_denormal():
+        if not torch.is_grad_enabled() or not any(torch.is_tensor(x) and x.requires_grad for x in inputs):
+            with torch.no_grad():
+                return _run_parts(fn, inputs, split, grad=False)[2]
+        return _Isolated.apply(fn, split, *inputs)

@@ -11,7 +11,7 @@ import torch
 
 from ..config import LossConfig, SemanticConfig
 from ..render._isolate import Split, isolated
-from ..render._threads import default_workers, flush_denormal, gaussian_parts, single_threaded_torch
+from ..render._threads import default_workers, gaussian_parts
 from ..render.view import ViewTensors
 from . import losses as L
 from .losses import normal_maps as N
@@ -44,11 +44,10 @@ def gaussian_camera_normals(model, view: ViewTensors) -> torch.Tensor:
         return normals(p["quats"], p["scales"], p["means"], view.viewmat[0])[0]
     # CPU: per-Gaussian work in two halves on two threads, forward and backward, each single-threaded (its ~30
     # small ops each paid a thread wake-up on torch's intra-op threads)
-    n, workers = p["means"].shape[0], default_workers()
-    with single_threaded_torch(), flush_denormal():
-        (out,) = isolated(normals, p["quats"], p["scales"], p["means"], view.viewmat[0],
-                          split=Split(n=n, in_dims=(0, 0, 0, None), out_dims=(0,), parts=gaussian_parts(n),
-                                      workers=workers))
+    n = p["means"].shape[0]
+    (out,) = isolated(normals, p["quats"], p["scales"], p["means"], view.viewmat[0],
+                      split=Split(n=n, in_dims=(0, 0, 0, None), out_dims=(0,), parts=gaussian_parts(n),
+                                  workers=default_workers()))
     return out
 
 
