@@ -25,6 +25,7 @@ IdentityMasks = Literal["auto", "provided", "associated", "none"]
 Device = Literal["auto", "cpu", "cuda"]  # from Python, any torch device string (e.g. "cuda:1") also works
 PresetName = Literal["auto", "fast", "balanced", "paper"]  # auto: balanced on CUDA, fast on a CPU (PRESETS)
 MeshDepth = Literal["median", "expected"]  # TSDF depth source (MeshConfig.depth)
+InitOrientation = Literal["identity", "normals"]  # TrainConfig.init_orientation
 
 
 def choices(alias: Any) -> tuple[str, ...]:
@@ -200,6 +201,10 @@ class TrainConfig:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     init_opacity: float = 0.1
     max_init_points: int = 100_000
+    # initial rotations: "identity" (3DGS, the reference) or "normals" (first axis along the init points' local
+    # surface normal; renders the same, scales are isotropic, but AlignGS's min-scale and normal terms act on the
+    # first axis while the scales tie: with identity they flatten every Gaussian across world x)
+    init_orientation: InitOrientation = "identity"
     device: Device = "auto"
     checkpoint_every: int = 0  # 0 = only at the end
     # live point preview for viewers (the Blender add-on): every N iterations; None = about one a second on CUDA

@@ -135,7 +135,7 @@ def reconstruct(
 
                 decoder = CompactSemanticDecoder(sc.compact_dim, sc.num_classes).to(device)
         model = GaussianModel.from_points(pts, cols, sh_degree=cfg.train.sh_degree, init_opacity=cfg.train.init_opacity,
-                                          semantic_dim=sem_dim, device=device)
+                                          semantic_dim=sem_dim, device=device, orientation=cfg.train.init_orientation)
 
     from .extract.views import evaluate_views, extract_outputs
 

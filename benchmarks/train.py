@@ -235,7 +235,7 @@ def run(args) -> dict:
         normal_source = gaussian_camera_normals
     pts, cols, init_source = initial_points(scene, train, cfg.train.max_init_points, cfg.train.seed, extent)
     model = GaussianModel.from_points(pts, cols, sh_degree=cfg.train.sh_degree, init_opacity=cfg.train.init_opacity,
-                                      semantic_dim=0, device=device)
+                                      semantic_dim=0, device=device, orientation=cfg.train.init_orientation)
     tr = trainer_mod.Trainer(model, train, cfg.train, extent=extent, priors=priors, terms=terms,
                              normal_source=normal_source)
 

@@ -40,6 +40,28 @@ def knn_init_scales(points: np.ndarray, k: int = 3) -> np.ndarray:
     return scale.astype(np.float32)
 
 
+def knn_normals(points: np.ndarray, k: int = 16) -> np.ndarray:
+    """Unit surface normals [P,3] of a point cloud: the least-variance axis of each point's k nearest neighbours
+    (itself included), signed so that the x component is >= 0 (a Gaussian's normal has no sign)."""
+    pts = np.asarray(points, dtype=np.float64)
+    n = len(pts)
+    if n < 3:
+        return np.tile(np.array([[1.0, 0.0, 0.0]], np.float32), (n, 1))
+    _, idx = cKDTree(pts).query(pts, k=min(k, n))
+    nb = pts[idx] - pts[idx].mean(axis=1, keepdims=True)  # [P,k,3]
+    _, vecs = np.linalg.eigh(np.einsum("pki,pkj->pij", nb, nb))  # ascending eigenvalues
+    normals = vecs[:, :, 0]
+    normals *= np.where(normals[:, :1] < 0, -1.0, 1.0)
+    return normals.astype(np.float32)
+
+
+def quats_x_to(normals: np.ndarray) -> np.ndarray:
+    """wxyz unit quaternions [P,4] of the shortest rotations taking the x axis to ``normals`` [P,3] (unit, x >= 0,
+    so the rotation is never the degenerate half turn): (1 + n_x, 0, -n_z, n_y), normalised."""
+    q = np.stack([1.0 + normals[:, 0], np.zeros(len(normals)), -normals[:, 2], normals[:, 1]], axis=1)
+    return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+
+
 @dataclass
 class GaussianModel:
     params: torch.nn.ParameterDict
@@ -67,8 +89,13 @@ class GaussianModel:
         init_opacity: float = 0.1,
         semantic_dim: int = 0,
         device: str | torch.device = "cpu",
+        orientation: str = "identity",
     ) -> "GaussianModel":
-        """Initialise from a coloured point cloud: KNN isotropic scales, identity rotation, opacity 0.1, DC from colour."""
+        """Initialise from a coloured point cloud: KNN isotropic scales, opacity 0.1, DC from colour, and rotations
+        by ``orientation``: "identity" (3DGS and the reference) or "normals" (each Gaussian's first axis along the
+        points' local surface normal, :func:`knn_normals`). The scales are equal, so the rendered Gaussians are the
+        same either way; what differs is which axis the AlignGS terms treat as the normal while the three scales
+        tie (the first: the min-scale term flattens it and the normal terms read it)."""
         points = np.asarray(points, dtype=np.float32)
         colors = np.asarray(colors, dtype=np.float32)
         if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
@@ -81,8 +108,13 @@ class GaussianModel:
         scales = knn_init_scales(points)
         K = (sh_degree + 1) ** 2
         means = torch.tensor(points)  # a copy: training updates the means in place, never the caller's array
-        quats = torch.zeros(n, 4)
-        quats[:, 0] = 1.0
+        if orientation == "normals":
+            quats = torch.from_numpy(quats_x_to(knn_normals(points)))
+        elif orientation == "identity":
+            quats = torch.zeros(n, 4)
+            quats[:, 0] = 1.0
+        else:
+            raise ValueError(f"orientation must be 'identity' or 'normals', got {orientation!r}")
         log_scales = torch.log(torch.from_numpy(scales))[:, None].repeat(1, 3)
         opac = torch.full((n,), float(math.log(init_opacity / (1 - init_opacity))))
         sh0 = rgb_to_sh(torch.from_numpy(np.clip(colors, 0, 1)))[:, None, :]
