@@ -119,6 +119,9 @@ class LossConfig:
     semantic_kl_norm: KLNorm = "per_pixel"  # per_pixel (ours) | reference (sum / 150, i.e. kl_div batchmean on [150,H,W])
     depth_pearson: float = 0.5
     depth_from_iter: int = 1500
+    # 0 = one correlation over the image (the reference); N = the mean correlation of N x N pixel tiles, each
+    # standardised alone (losses.depth.pearson_depth_loss): only the prior's local shape counts
+    depth_patch: int = 0
     edge_dilation: int = 0  # semantic edge mask dilation radius in px (0 = reference)
     depth_edge_mask: bool = True  # exclude the teacher's semantic edges from the Pearson loss (False: ablation only)
     # Pearson loss only where the rendered alpha exceeds this (0 = every pixel, the reference; 0.5 = our former gate)

@@ -99,6 +99,7 @@ class DepthPrior:
     dilation: int = 0
     edge_mask: bool = True  # LossConfig.depth_edge_mask
     alpha_gate: float = 0.0  # LossConfig.depth_alpha_gate (0 = the reference: no gate)
+    patch: int = 0  # LossConfig.depth_patch (0 = one correlation over the image, the reference)
     name: str = "depth"
     needs: frozenset = frozenset()
     render_only: bool = True  # reads the Gaussians only through ctx.render (trainer.image_terms)
@@ -120,7 +121,7 @@ class DepthPrior:
             valid = valid & ~edges
         if int(valid.sum()) < 16:
             return ctx.gt.new_zeros(())
-        return self.weight * L.pearson_depth_loss(ctx.render["depth"], prior, valid)
+        return self.weight * L.pearson_depth_loss(ctx.render["depth"], prior, valid, patch=self.patch)
 
 
 @dataclass
@@ -178,7 +179,7 @@ def aligngs_terms(loss: LossConfig, sem: SemanticConfig, decoder: torch.nn.Modul
         terms.append(SemanticDistillation(loss.semantic_kl, loss.semantic_ce, loss.semantic_kl_norm, decoder))
     if loss.depth_pearson > 0:
         terms.append(DepthPrior(loss.depth_pearson, loss.depth_from_iter, loss.edge_dilation, loss.depth_edge_mask,
-                                loss.depth_alpha_gate))
+                                loss.depth_alpha_gate, loss.depth_patch))
     if loss.normal_consistency > 0 or loss.normal_semantic_boundary > 0:
         terms.append(NormalTerms(loss.normal_consistency, loss.normal_semantic_boundary, loss.normal_from_iter,
                                  loss.boundary_sharpness, loss.normal_renormalize))

@@ -251,3 +251,25 @@ def test_compact_decoder_matches_per_pixel_linear():
     assert dec.linear.weight.grad is not None and dec.linear.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="4,H,W"):
         dec(torch.randn(5, 3, 5))
+
+
+def test_patch_pearson_ignores_a_separate_affine_per_tile_and_matches_the_global_loss_on_one_tile():
+    torch.manual_seed(0)
+    d = torch.rand(48, 64, dtype=torch.float64, requires_grad=True)
+    a = torch.rand(3, 4, dtype=torch.float64) + 0.5
+    b = torch.rand(3, 4, dtype=torch.float64) * 5
+    up = lambda t: t.repeat_interleave(16, 0).repeat_interleave(16, 1)  # noqa: E731
+    warped = d.detach() * up(a) + up(b)  # the prior's shape, a different scale and shift per 16 px tile
+    valid = torch.rand(48, 64) > 0.2
+    assert float(pearson_depth_loss(d, warped, valid, unbiased=False, patch=16)) < 1e-4  # the +1e-6 on each std
+    assert float(pearson_depth_loss(d, warped, valid, unbiased=False)) > 0.3  # the global correlation sees the warp
+    # one tile: the same value as the global loss on it
+    other = torch.rand(16, 16, dtype=torch.float64)
+    torch.testing.assert_close(pearson_depth_loss(d[:16, :16], other, valid[:16, :16], patch=16),
+                               pearson_depth_loss(d[:16, :16], other, valid[:16, :16]))
+    # tiles with under half their pixels valid are left out; none left -> 0
+    sparse = torch.zeros(48, 64, dtype=torch.bool)
+    sparse[::3] = True
+    assert float(pearson_depth_loss(d, other.repeat(3, 4), sparse, patch=16)) == 0.0
+    noisy = warped + torch.rand_like(warped)
+    torch.autograd.gradcheck(lambda x: pearson_depth_loss(x, noisy, valid, patch=16), (d,))
