@@ -529,6 +529,8 @@ def _fmt(v) -> str:
 
 
 def print_rows(rows: list[dict], cols: list[str], title: str) -> None:
+    if not rows:  # e.g. an ablation-only run has no main rows
+        return
     print(f"\n{title}")
     widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols]
     print("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
