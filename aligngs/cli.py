@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("input", help="image folder, transforms.json folder, COLMAP model or RGB-D frame folder")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--preset", default=DEFAULT_PRESET, choices=preset_names(),
-                   help="auto (default): balanced on CUDA, fast on a CPU")
+                   help="auto (default): balanced on CUDA, fast on a CPU; sparse: fast for a handful of photos (8-16)")
     r.add_argument("--mode", choices=choices(Mode))
     r.add_argument("--config", help="JSON file of PipelineConfig overrides")
     r.add_argument("--iterations", type=int)

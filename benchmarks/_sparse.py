@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from aligngs.config import PRESETS
+
 log = logging.getLogger(__name__)
 
 
@@ -574,13 +576,9 @@ def sparse_schedule(iterations: int) -> dict:
             "loss": {"depth_from_iter": n // 5, "normal_from_iter": n // 5}}
 
 
-#: The mesher of the sparse protocol (both modes): every fused piece kept (no largest connected component) and
-#: surface seen from one view kept (open3d weight > 0, not > 1). With K = 8 views most of a room is seen by one or
-#: two training views and the fused surface comes in many pieces: the default mesher kept 2-6 % of the reference
-#: surface (recall) and F@5cm 0.03-0.10. The same trained models (3 rooms, 600 its, sim prior, mild teacher)
-#: re-meshed: default F 0.032-0.097, no largest component 0.10-0.17, + weight > 0: 0.16-0.23, + median depth:
-#: 0.17-0.29 (both modes gain alike). Median depth: the surface where the transmittance reaches 0.5.
-SPARSE_MESH = {"largest_component": False, "weight_threshold": 0.0, "depth": "median"}
+#: The mesher of the sparse protocol, for both modes and any --preset: the ``sparse`` preset's (every fused piece,
+#: surface seen from one view, median depth; see aligngs.config.PRESETS for the figures).
+SPARSE_MESH = dict(PRESETS["sparse"]["mesh"])
 
 
 def sparse_main(argv: list[str]) -> int:

@@ -166,3 +166,13 @@ def test_dense_update_state_is_bit_identical_to_gsplat():
     for key in ("grad2d", "count", "radii"):
         assert torch.equal(states[0][key], states[1][key]), key
     assert float(states[0]["count"].max()) >= 3 and float(states[0]["grad2d"].sum()) > 0
+
+
+def test_sparse_preset_is_fast_plus_the_sparse_view_settings():
+    fast, sparse = preset("fast").to_dict(), preset("sparse").to_dict()
+    changed = {(sec, k) for sec in ("train", "mesh") for k in sparse[sec] if sparse[sec][k] != fast[sec][k]}
+    assert changed == {("train", "init_orientation"), ("train", "loss"), ("mesh", "largest_component"),
+                       ("mesh", "weight_threshold"), ("mesh", "depth")}
+    loss = {k for k in sparse["train"]["loss"] if sparse["train"]["loss"][k] != fast["train"]["loss"][k]}
+    assert loss == {"depth_patch", "depth_pearson"}
+    assert sparse["data"] == fast["data"] and sparse["mode"] == fast["mode"]
