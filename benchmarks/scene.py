@@ -10,6 +10,8 @@ Two protocols:
   held-out views' depth only); per-seed rows, mean rows and an ablation table (``--ablation``)::
 
     python -m benchmarks scene --protocol sparse --data samples/room --seeds 0 1 2 3 4 --json out/sparse.json
+    python -m benchmarks scene --protocol sparse --data samples/room --seeds 0 1 2 3 4 --teacher mild \
+        --preset sparse --init-cache out/init-cache --json out/sparse.json   # the same points in every run
     python -m benchmarks scene --protocol sparse --data ../shared/data/shelf-rgbd --threshold 0.02 --teacher none
 
 - the default (full) protocol below: the scene as given, every view's teacher input from the data (labels and
