@@ -18,7 +18,8 @@ def sparse_rows(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("sparse")
     out = tmp_path / "sparse.json"
     rc = main(["--protocol", "sparse", "--data", str(ROOM), "--views", "8", "--teacher", "mild", "--resolution", "64",
-               "--iterations", "120", "--max-init-points", "8000", "--out", str(tmp_path / "runs"),
+               "--iterations", "120", "--max-init-points", "8000", "--preset", "sparse",
+               "--out", str(tmp_path / "runs"),
                "--json", str(out)])
     assert rc == 0
     doc = json.loads(out.read_text())
@@ -43,7 +44,8 @@ def test_sparse_protocol_rows_say_what_each_side_was_given(sparse_rows):
 @pytest.mark.xfail(strict=False, reason="issue 12 is open: at CI's budget (K=8, 64 px, 120 its) AlignGS's F-score is "
                    "not reliably >= plain 3DGS's: the triangulated init differs from run to run (pycolmap's "
                    "matching), and runs passed and failed; with a cached init per case (the benchmark's --init-cache) "
-                   "and the sparse mesher, 5 rooms at 600 its give AlignGS F 0.216 vs 0.219 (issue 12)")
+                   "and the sparse preset, 5 rooms at 600 its give AlignGS F 0.222 vs 0.219: a tie within run "
+                   "noise (issue 12)")
 def test_aligngs_is_not_below_3dgs_under_the_sparse_protocol(sparse_rows):
     _, rows = sparse_rows
     g, a = rows["3dgs"], rows["aligngs"]
