@@ -31,12 +31,12 @@ def pearson_depth_loss(
     shift per tile, so a monocular prior's low-frequency warp and objects offset as a whole in depth leave the
     loss unchanged; only the prior's local shape is asked for. No such tile -> 0.
     """
-    if patch > 0:
-        return _patch_pearson(depth, prior, valid, patch, 1 if unbiased else 0)
     if depth.dim() != 2 or prior.shape != depth.shape:
         raise ValueError(f"pearson_depth_loss: depth and prior must be [H,W] of one shape, got "
                          f"{list(depth.shape)} and {list(prior.shape)}")
     _check_mask("pearson_depth_loss valid", valid, tuple(depth.shape))
+    if patch > 0:
+        return _patch_pearson(depth, prior, valid, patch, 1 if unbiased else 0)
     d = depth if valid is None else depth[valid]
     p = prior.detach().to(depth.dtype)
     p = p if valid is None else p[valid]
@@ -57,10 +57,7 @@ def pearson_depth_loss(
 
 def _patch_pearson(depth: torch.Tensor, prior: torch.Tensor, valid: torch.Tensor | None, patch: int,
                    ddof: int) -> torch.Tensor:
-    if depth.dim() != 2 or prior.shape != depth.shape:
-        raise ValueError(f"pearson_depth_loss: depth and prior must be [H,W] of one shape, got "
-                         f"{list(depth.shape)} and {list(prior.shape)}")
-    _check_mask("pearson_depth_loss valid", valid, tuple(depth.shape))
+    """``pearson_depth_loss`` with ``patch`` > 0, on inputs it has checked."""
     H, W = depth.shape
     nh, nw = H // patch, W // patch
     if nh == 0 or nw == 0:
