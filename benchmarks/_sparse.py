@@ -45,8 +45,9 @@ def triangulate_known_poses(frames, max_reproj_px: float = 2.0, min_angle_deg: f
     """Sparse points [P,3] float32 + colours [P,3] 0..1 from feature matches between ``frames`` (known cameras).
 
     Frames need ``image`` and ``camera`` (same resolution as the image). ``seed`` seeds the geometric
-    verification's RANSAC (pycolmap draws a fresh seed otherwise), so the same views give the same points in every
-    run and every process of a benchmark. Returns (points, colours, report)."""
+    verification's RANSAC (pycolmap draws a fresh seed otherwise); pycolmap's matching still differs between runs,
+    so repeatable runs read the points back from ``prepare_case``'s ``init_cache``. Returns (points, colours,
+    report)."""
     import pycolmap
     from PIL import Image
 
@@ -108,7 +109,7 @@ def triangulate_known_poses(frames, max_reproj_px: float = 2.0, min_angle_deg: f
     P = np.concatenate(pts).astype(np.float32) if pts else np.zeros((0, 3), np.float32)
     C = np.concatenate(cols).astype(np.float32) if cols else np.zeros((0, 3), np.float32)
     # one order for the same set of points (the database lists pairs and matches in the order the matching threads
-    # produced them): the init, and so the training, is the same in every run
+    # produced them): the same matches give the same init, and so the same training
     order = np.lexsort(np.concatenate([P, C], axis=1).T[::-1])
     P, C = P[order], C[order]
     report["points"] = int(len(P))
@@ -362,8 +363,19 @@ def prepare_case(data: Path, seed: int, views: int, resolution: int | None, teac
     for f in test:
         f.depth = None
         f.extras = {}
-    # --- initial points (shared by every mode)
+    # --- initial points (shared by every mode); what a row says of its init does not depend on the cache
     t0 = time.perf_counter()
+    if init not in ("gt-depth", "sfm", "sfm+prior"):
+        raise ValueError(f"unknown init {init!r}")
+    labels = None
+    if init == "gt-depth":
+        info["oracle"].append("init")
+    elif init == "sfm+prior":
+        if info["depth_prior"] == "none" or any(f.depth is None for f in train):
+            raise ValueError("init 'sfm+prior' needs a depth prior the benchmark can read (sim or gt)")
+        first = labels_by_teacher.get(teachers[0]) if teachers else None
+        labels = [first[f.name] for f in train] if first is not None else None
+        info["init_realign_labels"] = info["teachers"][teachers[0]]["teacher"] if labels is not None else "none"
     key = json.dumps([str(Path(data).resolve()), seed, views, resolution, info["depth_prior"], depth_strength, init,
                       teachers[0] if teachers else None, max_init_points, sim_seed])
     cached = _init_cache_file(init_cache, key)
@@ -377,24 +389,16 @@ def prepare_case(data: Path, seed: int, views: int, resolution: int | None, teac
 
         gt_frames = [f for f in scene.frames if f.name in {t.name for t in train}]
         pts, cols = backproject_frames(gt_frames)
-        info["oracle"].append("init")
         info["init_report"] = {"points": int(len(pts))}
     else:
         by_name = {f.name: f for f in native.frames}
         pts, cols, rep = triangulate_known_poses([by_name[f.name] for f in train])
         info["init_report"] = {"sfm": rep}
         if init == "sfm+prior":
-            if info["depth_prior"] == "none" or any(f.depth is None for f in train):
-                raise ValueError("init 'sfm+prior' needs a depth prior the benchmark can read (sim or gt)")
-            first = labels_by_teacher.get(teachers[0]) if teachers else None
-            labels = [first[f.name] for f in train] if first is not None else None
-            info["init_realign_labels"] = info["teachers"][teachers[0]]["teacher"] if labels is not None else "none"
             dpts, dcols, drep = dense_from_prior(train, [f.depth for f in train], pts, labels, seed=sim_seed)
             info["init_report"]["dense"] = drep
             if len(dpts) > len(pts):
                 pts, cols = np.concatenate([dpts, pts]), np.concatenate([dcols, cols])
-        elif init != "sfm":
-            raise ValueError(f"unknown init {init!r}")
     rng = np.random.default_rng(sim_seed)
     if len(pts) > max_init_points:
         keep = rng.choice(len(pts), max_init_points, replace=False)

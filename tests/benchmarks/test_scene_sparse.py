@@ -84,3 +84,16 @@ def test_init_cache_gives_every_run_the_same_initial_points(tmp_path, monkeypatc
     # another view count is another case: it matches again
     with pytest.raises(AssertionError, match="matched features again"):
         _sparse.prepare_case(ROOM, 0, 6, 48, ["mild"], "sim", "sfm", max_init_points=3000, init_cache=tmp_path)
+
+
+@pytest.mark.slow
+def test_a_cached_init_keeps_what_the_rows_say_of_it(tmp_path):
+    """Read back from the cache, a ground-truth-depth init is still an oracle and a prior-based init still names the
+    labels its semantic re-alignment used."""
+    for init, check in (("gt-depth", lambda c: "init" in c.info["oracle"]),
+                        ("sfm+prior", lambda c: c.info["init_realign_labels"] == "sim-mild")):
+        args = (ROOM, 0, 8, 48, ["mild"], "sim", init)
+        first = _sparse.prepare_case(*args, max_init_points=3000, init_cache=tmp_path)
+        second = _sparse.prepare_case(*args, max_init_points=3000, init_cache=tmp_path)
+        assert "init_cached" not in first.info and second.info["init_cached"], init
+        assert check(first) and check(second), init
