@@ -157,6 +157,11 @@ def sh_colors_cpu(
     the view direction from each camera centre. means [N, 3], coeffs [N, K, 3] or [C, N, K, 3], viewmats
     [C, 4, 4] -> [C, N, 3]. The C++ kernel where it builds (``cpu_kernel`` as in ``rasterization``), else torch; for
     a render that blends the colours with other per-Gaussian features (AlignGS's normals)."""
+    if means.dim() != 2 or means.shape[-1] != 3:
+        raise ValueError(f"sh_colors_cpu: means must have shape [N, 3], got {tuple(means.shape)}")
+    if viewmats.dim() != 3 or viewmats.shape[1:] != (4, 4):
+        raise ValueError(f"sh_colors_cpu: viewmats must have shape [C, 4, 4], got {tuple(viewmats.shape)}")
+    _check_sh("sh_colors_cpu", sh_degree, means.shape[0], viewmats.shape[0], coeffs)
     cpp = compiled_kernel(CPU_KERNEL if cpu_kernel is None else cpu_kernel)
     workers = default_workers() if cpu_workers is None else cpu_workers
     if uses_cpp_projection(cpp, viewmats):
@@ -166,6 +171,22 @@ def sh_colors_cpu(
 
 def _shape_error(name: str, expected: str, got: Tensor) -> ValueError:
     return ValueError(f"rasterization: {name} must have shape {expected}, got {tuple(got.shape)}")
+
+
+def _check_sh(op: str, sh_degree: int, N: int, C: int, coeffs: Tensor) -> None:
+    """SH coefficients [N, K, 3] or [C, N, K, 3] with K >= (sh_degree + 1)^2 (the C++ kernels index K by degree)."""
+    if not isinstance(sh_degree, int) or isinstance(sh_degree, bool) or not 0 <= sh_degree <= 4:
+        raise ValueError(f"{op}: sh_degree must be an int in 0..4, got {sh_degree!r}")
+    ok = (coeffs.dim() == 3 and coeffs.shape[0] == N and coeffs.shape[-1] == 3) or (
+        coeffs.dim() == 4 and coeffs.shape[:2] == (C, N) and coeffs.shape[-1] == 3
+    )
+    if not ok:
+        raise ValueError(f"{op}: colors (SH) must have shape [{N}, K, 3] or [{C}, {N}, K, 3], "
+                         f"got {tuple(coeffs.shape)}")
+    if (sh_degree + 1) ** 2 > coeffs.shape[-2]:
+        raise ValueError(
+            f"{op}: sh_degree={sh_degree} needs K >= {(sh_degree + 1) ** 2} SH bases, colors has K={coeffs.shape[-2]}"
+        )
 
 
 def _check_inputs(
@@ -212,18 +233,7 @@ def _check_inputs(
         ):
             raise _shape_error("colors", f"[{N}, D] or [{C}, {N}, D]", colors)
     else:
-        if not isinstance(sh_degree, int) or not 0 <= sh_degree <= 4:
-            raise ValueError(f"rasterization: sh_degree must be an int in 0..4 or None, got {sh_degree!r}")
-        ok = (colors.dim() == 3 and colors.shape[0] == N and colors.shape[-1] == 3) or (
-            colors.dim() == 4 and colors.shape[:2] == (C, N) and colors.shape[-1] == 3
-        )
-        if not ok:
-            raise _shape_error("colors (SH)", f"[{N}, K, 3] or [{C}, {N}, K, 3]", colors)
-        if (sh_degree + 1) ** 2 > colors.shape[-2]:
-            raise ValueError(
-                f"rasterization: sh_degree={sh_degree} needs K >= {(sh_degree + 1) ** 2} SH bases, "
-                f"colors has K={colors.shape[-2]}"
-            )
+        _check_sh("rasterization", sh_degree, N, C, colors)
     if backgrounds is not None:
         D = 3 if sh_degree is not None else colors.shape[-1]
         if backgrounds.shape != (C, D):

@@ -103,3 +103,24 @@ def test_view_sh_colors_match_gsplats_reference(kernel_choice, scene_factory, mo
     ref = torch.clamp_min(_spherical_harmonics(3, scene.means - centre, scene.colors) + 0.5, 0.0)
     got = sh_colors(scene.colors, scene.means, view, 3)
     assert got.shape == ref.shape and float((got - ref).abs().max()) < 1e-5
+
+
+def test_sh_degree_beyond_the_coefficients_is_refused_not_read_out_of_bounds(scene_factory):
+    """K = 4 coefficients hold degree 1; degree 3 would read and write past them (heap corruption once, found by a
+    profiling script): the public entry point and the C++ ops themselves refuse it."""
+    from aligngs.render.api import sh_colors_cpu
+
+    scene = scene_factory(seed=60, n=300, n_cameras=1, features=None, sh_degree=1, sh_bases=4)
+    with pytest.raises(ValueError, match=r"sh_colors_cpu: sh_degree=3 needs K >= 16 SH bases, colors has K=4"):
+        sh_colors_cpu(3, scene.means, scene.colors, scene.viewmats, cpu_kernel="cpp")
+    k = kernel("cpp")
+    out = scene.means.new_empty(1, 300, 3)
+    with pytest.raises(RuntimeError, match=r"sh_forward: degree 3 needs K >= 16 coefficients, got K = 4"):
+        k.sh_forward(3, scene.means, scene.colors, scene.viewmats, 0, 300, out)
+    d_means, d_coeffs = torch.zeros_like(scene.means), torch.zeros_like(scene.colors)
+    with pytest.raises(RuntimeError, match=r"sh_backward: degree 3 needs K >= 16"):
+        k.sh_backward(3, scene.means, scene.colors, scene.viewmats, 0, 300, out, d_means, d_coeffs)
+    with pytest.raises(RuntimeError, match=r"sh_forward: colours must hold C x N x 3"):
+        k.sh_forward(1, scene.means, scene.colors, scene.viewmats, 0, 300, out[:, :100])
+    # the degree the coefficients hold still runs
+    assert sh_colors_cpu(1, scene.means, scene.colors, scene.viewmats, cpu_kernel="cpp").shape == (1, 300, 3)

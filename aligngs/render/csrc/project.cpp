@@ -397,6 +397,23 @@ const T* ptr_or_null(const c10::optional<torch::Tensor>& t) {
   return t.has_value() ? t->data_ptr<T>() : nullptr;
 }
 
+// the SH ops index K coefficients per Gaussian up to the degree's (degree + 1)^2 and write C x N colours
+void check_sh(const char* op, int64_t degree, const torch::Tensor& means, const torch::Tensor& coeffs,
+              const torch::Tensor& viewmats, const torch::Tensor& colors) {
+  TORCH_CHECK(degree >= 0 && degree <= 4, op, ": degree must be 0..4, got ", degree);
+  TORCH_CHECK(means.dim() == 2 && means.size(1) == 3, op, ": means must be [N, 3]");
+  TORCH_CHECK(viewmats.dim() == 3 && viewmats.size(1) == 4 && viewmats.size(2) == 4, op, ": viewmats must be [C, 4, 4]");
+  const int64_t C = viewmats.size(0), N = means.size(0);
+  TORCH_CHECK((coeffs.dim() == 3 && coeffs.size(0) == N && coeffs.size(2) == 3) ||
+                  (coeffs.dim() == 4 && coeffs.size(0) == C && coeffs.size(1) == N && coeffs.size(3) == 3),
+              op, ": coeffs must be [N, K, 3] or [C, N, K, 3]");
+  TORCH_CHECK((degree + 1) * (degree + 1) <= coeffs.size(-2), op, ": degree ", degree, " needs K >= ",
+              (degree + 1) * (degree + 1), " coefficients, got K = ", coeffs.size(-2));
+  TORCH_CHECK(colors.numel() == C * N * 3, op, ": colours must hold C x N x 3 values");
+  for (const torch::Tensor* t : {&means, &coeffs, &viewmats, &colors})
+    TORCH_CHECK(t->scalar_type() == means.scalar_type(), op, ": all tensors must have the dtype of means");
+}
+
 }  // namespace
 
 void project_forward(const torch::Tensor& means, const torch::Tensor& quats, const torch::Tensor& scales,
@@ -445,7 +462,7 @@ void sh_forward(int64_t degree, const torch::Tensor& means, const torch::Tensor&
                 int64_t start, int64_t count, torch::Tensor colors) {
   for (const torch::Tensor* t : std::initializer_list<const torch::Tensor*>{&means, &coeffs, &viewmats, &colors})
     check_cpu(*t, "sh_forward");
-  TORCH_CHECK(degree >= 0 && degree <= 4, "sh_forward: degree must be 0..4");
+  check_sh("sh_forward", degree, means, coeffs, viewmats, colors);
   const int64_t C = viewmats.size(0), N = means.size(0), K = coeffs.size(-2);
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "sh_forward", [&] {
     sh_range<scalar_t>(int(degree), means.data_ptr<scalar_t>(), coeffs.data_ptr<scalar_t>(), K, coeffs.dim() == 4,
@@ -459,6 +476,9 @@ void sh_backward(int64_t degree, const torch::Tensor& means, const torch::Tensor
   for (const torch::Tensor* t :
        std::initializer_list<const torch::Tensor*>{&means, &coeffs, &viewmats, &g_colors, &d_means, &d_coeffs})
     check_cpu(*t, "sh_backward");
+  check_sh("sh_backward", degree, means, coeffs, viewmats, g_colors);
+  TORCH_CHECK(d_means.sizes() == means.sizes() && d_coeffs.sizes() == coeffs.sizes(),
+              "sh_backward: gradient outputs must match means and coeffs");
   const int64_t C = viewmats.size(0), N = means.size(0), K = coeffs.size(-2);
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "sh_backward", [&] {
     sh_backward_range<scalar_t>(int(degree), means.data_ptr<scalar_t>(), coeffs.data_ptr<scalar_t>(), K,
