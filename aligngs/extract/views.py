@@ -12,6 +12,7 @@ from ..config import PipelineConfig
 from ..data.types import Frame, TriMesh
 from ..model.gaussians import GaussianModel, sh_to_rgb
 from ..progress import CancelFn, check_cancel
+from ..render import WorkerPool, default_workers
 from ..render.view import ViewTensors, render, render_semantics
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,12 @@ class Outputs:
 
 @torch.no_grad()
 def render_view(model: GaussianModel, frame: Frame, cfg: PipelineConfig, decoder=None,
-                alpha_min: float | None = None) -> ViewRender:
+                alpha_min: float | None = None, workers=None) -> ViewRender:
+    """``workers``: the CPU rasterizer's threads (``rasterization``'s ``cpu_workers``)."""
     alpha_min = cfg.mesh.alpha_min if alpha_min is None else alpha_min
     view = ViewTensors.of(frame.camera, model.device)
     bg = torch.tensor(cfg.train.background, dtype=torch.float32, device=model.device)
-    out, _ = render(model, view, model.sh_degree, bg, median_depth=cfg.mesh.depth == "median")
+    out, _ = render(model, view, model.sh_degree, bg, median_depth=cfg.mesh.depth == "median", workers=workers)
     rgb = out["rgb"].clamp(0, 1).cpu().numpy()
     alpha = out["alpha"].cpu().numpy()
     if "median_depth" in out:  # the surface where the transmittance reaches 0.5 (0 where it never does)
@@ -52,7 +54,7 @@ def render_view(model: GaussianModel, frame: Frame, cfg: PipelineConfig, decoder
         depth = np.where(alpha >= alpha_min, depth, 0.0).astype(np.float32)
     vr = ViewRender(rgb, depth, alpha)
     if "semantics" in model.params:
-        sem = render_semantics(model, view)
+        sem = render_semantics(model, view, workers)
         if decoder is not None:
             sem = decoder(sem)
         prob = torch.softmax(sem, dim=0)
@@ -69,9 +71,10 @@ def extract_outputs(model: GaussianModel, frames: list[Frame], cfg: PipelineConf
     from . import labeling, splits
 
     renders = []
-    for f in frames:
-        check_cancel(should_cancel)
-        renders.append(render_view(model, f, cfg, decoder))
+    with WorkerPool(default_workers() if torch.device(model.device).type == "cpu" else 1) as workers:
+        for f in frames:
+            check_cancel(should_cancel)
+            renders.append(render_view(model, f, cfg, decoder, workers=workers))
     cams = [f.camera for f in frames]
     mesh = None
     if cfg.mesh.enabled:

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._projection import ALPHA_THRESHOLD
-from ._threads import flush_denormal, for_each_parallel, single_threaded_torch
+from ._threads import Workers, flush_denormal, for_each_parallel, single_threaded_torch
 from ._tiles import Chunk, TilePlan, pair_halves
 
 MAX_ALPHA = 0.999
@@ -81,7 +81,7 @@ class _PairCoefficients(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, means2d: Tensor, conics: Tensor, opacities: Tensor, plan: TilePlan, workers: int):  # type: ignore[override]
+    def forward(ctx, means2d: Tensor, conics: Tensor, opacities: Tensor, plan: TilePlan, workers: Workers):  # type: ignore[override]
         ids = plan.pair_flat_ids
         ts = plan.tile_size
         M = ids.shape[0]
@@ -160,7 +160,7 @@ def pair_coefficients(
     conics: Tensor,  # [C, N, 3]
     opacities: Tensor,  # [C, N]
     plan: TilePlan,
-    workers: int = 1,
+    workers: Workers = 1,
 ) -> Tensor:
     """Quadratic log-alpha coefficients per (tile, Gaussian) pair, [M + 1, 6] (last row: padding),
     differentiable w.r.t. means2d, conics and opacities."""
@@ -320,7 +320,7 @@ class _CompositeTiles(torch.autograd.Function):
         backgrounds: Optional[Tensor],  # [C, D] or None
         plan: TilePlan,
         basis: Tensor,  # [P, 6]
-        workers: int,
+        workers: Workers,
         keep: Optional[dict],  # if given, receives "weights" (per chunk) and "tf" [C, H, W]; with
         # keep["median_channel"] = c also "median" [C, H, W]: channel c of the Gaussian at which T reaches 0.5
         kernel: Optional[ModuleType],  # the C++ kernel (used when nothing is kept), or None: the torch kernels
@@ -469,7 +469,7 @@ def composite(
     backgrounds: Optional[Tensor],
     plan: TilePlan,
     basis: Tensor,
-    workers: int = 1,
+    workers: Workers = 1,
     keep: Optional[dict] = None,
     kernel: Optional[ModuleType] = None,
 ) -> Tuple[Tensor, Tensor]:

@@ -24,7 +24,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ._threads import flush_denormal, for_each_parallel, single_threaded_torch, spans
+from ._threads import Workers, flush_denormal, for_each_parallel, single_threaded_torch, spans
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class Split:
     in_dims: Tuple[Optional[int], ...]
     out_dims: Tuple[int, ...]
     parts: int = 2
-    workers: int = 1
+    workers: Workers = 1
 
     def bounds(self) -> List[Tuple[int, int]]:
         return spans(self.n, self.parts)

@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._threads import for_each_parallel, gaussian_parts, single_threaded_torch, spans
+from ._threads import Workers, for_each_parallel, gaussian_parts, single_threaded_torch, spans
 
 
 def _halves(n: int):
@@ -27,7 +27,7 @@ def _contig(t: Optional[Tensor]) -> Optional[Tensor]:
 
 class _Project(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means, quats, scales, opacities, viewmats, Ks, kernel: ModuleType, workers: int, opts: tuple):  # type: ignore[override]
+    def forward(ctx, means, quats, scales, opacities, viewmats, Ks, kernel: ModuleType, workers: Workers, opts: tuple):  # type: ignore[override]
         width, height, eps2d, near_plane, far_plane, radius_clip, antialiased = opts
         inputs = [t.detach().contiguous() for t in (means, quats, scales, opacities, viewmats, Ks)]
         C, N = viewmats.shape[0], means.shape[0]
@@ -70,7 +70,7 @@ class _Project(torch.autograd.Function):
 
 class _SH(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means, coeffs, viewmats, degree: int, kernel: ModuleType, workers: int):  # type: ignore[override]
+    def forward(ctx, means, coeffs, viewmats, degree: int, kernel: ModuleType, workers: Workers):  # type: ignore[override]
         inputs = [t.detach().contiguous() for t in (means, coeffs, viewmats)]
         C, N = viewmats.shape[0], means.shape[0]
         colors = means.new_empty(C, N, 3)
@@ -112,7 +112,7 @@ def uses_cpp_projection(kernel: Optional[ModuleType], viewmats: Tensor, Ks: Opti
 def project(
     kernel: ModuleType, means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, viewmats: Tensor, Ks: Tensor,
     width: int, height: int, *, eps2d: float, near_plane: float, far_plane: float, radius_clip: float,
-    antialiased: bool, workers: int,
+    antialiased: bool, workers: Workers,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """-> means2d [C, N, 2], conics [C, N, 3], depths [C, N], opacities [C, N] (compensated when antialiased),
     radii [C, N, 2] int32; as ``_projection.project_gaussians``."""
@@ -120,6 +120,6 @@ def project(
     return _Project.apply(means, quats, scales, opacities, viewmats, Ks, kernel, workers, opts)
 
 
-def sh_colors(kernel: ModuleType, degree: int, means: Tensor, coeffs: Tensor, viewmats: Tensor, workers: int) -> Tensor:
+def sh_colors(kernel: ModuleType, degree: int, means: Tensor, coeffs: Tensor, viewmats: Tensor, workers: Workers) -> Tensor:
     """[C, N, 3] SH colours as ``_projection.sh_colors`` (``coeffs`` [N, K, 3] or [C, N, K, 3])."""
     return _SH.apply(means, coeffs, viewmats, degree, kernel, workers)

@@ -20,7 +20,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-from ._threads import for_each_parallel, gaussian_parts, spans
+from ._threads import Workers, for_each_parallel, gaussian_parts, spans, worker_count
 
 # (tile, Gaussian) pairs from which per-pair work (the culling test, the pair coefficients and their gradients)
 # runs as two halves on the workers
@@ -102,7 +102,7 @@ def plan_tiles(
     n_channels: int,
     colors_per_camera: bool,
     chunk_elems: int = 1 << 17,
-    workers: int = 1,
+    workers: Workers = 1,
     binner: Optional[ModuleType] = None,
 ) -> TilePlan:
     """``binner``: the C++ kernel module (``_cpp.kernel``) to bin with, or None for the torch code."""
@@ -116,7 +116,7 @@ def plan_tiles(
         pair_flat, tile, tile_counts, tile_starts, tiles_per_gauss, isect_ids, flatten_ids = binner.bin_tiles(
             means2d.detach().contiguous(), radii.contiguous(), depths.detach().contiguous(),
             conics.detach().contiguous(), opacities.detach().contiguous(), width, height, tile_size,
-            workers if gaussian_parts(N) > 1 else 1)
+            worker_count(workers) if gaussian_parts(N) > 1 else 1)
     else:
         pair_flat, tile, tile_counts, tile_starts, tiles_per_gauss = _bin_torch(
             means2d, radii, depths, conics, opacities, width, height, tile_size, workers)
@@ -185,7 +185,7 @@ def _pad_chunks(plan: TilePlan) -> None:
 
 def _bin_torch(
     means2d: Tensor, radii: Tensor, depths: Tensor, conics: Tensor, opacities: Tensor, width: int, height: int,
-    tile_size: int, workers: int,
+    tile_size: int, workers: Workers,
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The pairs in torch ops -> (pair_flat_ids, pair_tiles, tile_counts, tile_starts, tiles_per_gauss [C * N])."""
     C, N = depths.shape

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._composite import composite, pair_coefficients, pixel_basis
 from ._cpp import kernel as compiled_kernel
-from ._threads import default_workers, flush_denormal, gaussian_parts, single_threaded_torch
+from ._threads import WorkerPool, Workers, default_workers, flush_denormal, gaussian_parts, single_threaded_torch
 from ._features import FeatureWeights
 from ._isolate import Split, isolated
 from ._projection import project_gaussians, sh_colors
@@ -50,7 +50,7 @@ def rasterization(
     absgrad: bool = False,
     rasterize_mode: str = "classic",
     channel_chunk: int = 32,
-    cpu_workers: Optional[int] = None,
+    cpu_workers: Optional[Workers] = None,
     cpu_keep_weights: bool = False,
     cpu_median_depth: bool = False,
     cpu_kernel: Optional[str] = None,
@@ -87,8 +87,9 @@ def rasterization(
     with flush-to-zero on the calling thread (torch's settings are restored afterwards). On the
     2-core machines this project runs on, shared with other processes, OpenMP intra-op threads
     stall whenever another process holds a core (median timings got 3-10x worse). Both cores are
-    used through a small pool of Python threads instead (``cpu_workers``; default: the caller's torch thread
-    count, at most 2): the tile chunks, the two halves of the Gaussians in the projection and SH, and the two
+    used through a small pool of Python threads instead (``cpu_workers``: a count, default the caller's torch
+    thread count at most 2, whose threads are started per call; or a ``WorkerPool`` kept by the caller across
+    renders, which a training loop should pass: fresh threads pay a warm-up on their first ops): the tile chunks, the two halves of the Gaussians in the projection and SH, and the two
     halves of the tile pairs in the culling and the pair coefficients; each piece writes its own memory and the
     split does not depend on the worker count, so results are bit-identical for any count.
 
@@ -151,7 +152,7 @@ def rasterization(
 
 def sh_colors_cpu(
     sh_degree: int, means: Tensor, coeffs: Tensor, viewmats: Tensor, cpu_kernel: Optional[str] = None,
-    cpu_workers: Optional[int] = None,
+    cpu_workers: Optional[Workers] = None,
 ) -> Tensor:
     """gsplat's SH colours on CPU tensors, as ``rasterization`` evaluates them: ``clamp_min(SH(dir) + 0.5, 0)`` with
     the view direction from each camera centre. means [N, 3], coeffs [N, K, 3] or [C, N, K, 3], viewmats
@@ -254,7 +255,7 @@ def _rasterization_cpu(
     viewmats: Tensor, Ks: Tensor, width: int, height: int, *, near_plane: float,
     far_plane: float, radius_clip: float, eps2d: float, sh_degree: Optional[int], packed: bool,
     tile_size: int, backgrounds: Optional[Tensor], render_mode: str, absgrad: bool,
-    rasterize_mode: str, workers: int, keep_weights: bool, extra: Dict[str, Any],
+    rasterize_mode: str, workers: Workers, keep_weights: bool, extra: Dict[str, Any],
     median_depth: bool = False, kernel: str = "auto",
 ) -> Tuple[Tensor, Tensor, Dict[str, Any]]:
     _check_inputs(
@@ -262,8 +263,8 @@ def _rasterization_cpu(
         backgrounds, render_mode, packed, absgrad, rasterize_mode, tile_size, extra,
     )
     C = viewmats.shape[0]
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"rasterization: cpu_workers must be a positive int, got {workers!r}")
+    if not isinstance(workers, WorkerPool) and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+        raise ValueError(f"rasterization: cpu_workers must be a positive int or a WorkerPool, got {workers!r}")
     cpp = compiled_kernel(kernel)
     antialiased = rasterize_mode == "antialiased"
 

@@ -31,9 +31,10 @@ __all__ = ["CHANNEL_KEYS", "detached_channels", "render_channels", "IdentityGrou
 CHANNEL_KEYS = ("semantics", "identities")
 
 
-def render_channels(model, view: ViewTensors, keys: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+def render_channels(model, view: ViewTensors, keys: Sequence[str] | None = None,
+                    workers: Any = None) -> dict[str, torch.Tensor]:
     """Render the per-Gaussian channel blocks ``keys`` (default: all of :data:`CHANNEL_KEYS` the model has) with
-    detached geometry in one pass -> {key: [D_key, H, W]}."""
+    detached geometry in one pass -> {key: [D_key, H, W]}. ``workers``: ``rasterization``'s ``cpu_workers``."""
     keys = [k for k in (CHANNEL_KEYS if keys is None else keys) if k in model.params]
     if not keys:
         return {}
@@ -41,7 +42,7 @@ def render_channels(model, view: ViewTensors, keys: Sequence[str] | None = None)
     feats = torch.cat([model.params[k] for k in keys], dim=-1)
     out, _, _ = rasterization(
         a["means"].detach(), a["quats"].detach(), a["scales"].detach(), a["opacities"].detach(),
-        feats, view.viewmat, view.K, view.width, view.height, render_mode="RGB",
+        feats, view.viewmat, view.K, view.width, view.height, render_mode="RGB", cpu_workers=workers,
     )
     img = out[0].permute(2, 0, 1)
     res, s = {}, 0
@@ -56,7 +57,7 @@ def detached_channels(ctx, key: str) -> torch.Tensor:
     """The rendered block ``key`` of this step's detached pass ([D,H,W]); the pass runs once per step."""
     cache = ctx.cache.get("detached_channels")
     if cache is None:
-        cache = render_channels(ctx.model, ctx.view)
+        cache = render_channels(ctx.model, ctx.view, workers=ctx.workers)
         ctx.cache["detached_channels"] = cache
     if key not in cache:
         raise KeyError(f"the model has no per-Gaussian {key!r} channels")

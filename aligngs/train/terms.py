@@ -11,7 +11,7 @@ import torch
 
 from ..config import LossConfig, SemanticConfig
 from ..render._isolate import Split, isolated
-from ..render._threads import default_workers, gaussian_parts
+from ..render._threads import Workers, default_workers, gaussian_parts
 from ..render.view import ViewTensors
 from . import losses as L
 from .losses import normal_maps as N
@@ -33,8 +33,9 @@ def _edge_mask(ctx: StepContext, dilation: int) -> torch.Tensor | None:
     return ctx.cache["edges"]
 
 
-def gaussian_camera_normals(model, view: ViewTensors) -> torch.Tensor:
-    """Per-Gaussian normals (smallest-scale axis) in camera space, facing the camera. [N,3]"""
+def gaussian_camera_normals(model, view: ViewTensors, workers: Workers | None = None) -> torch.Tensor:
+    """Per-Gaussian normals (smallest-scale axis) in camera space, facing the camera. [N,3]. ``workers``: the CPU
+    threads for the two halves (default: a count, threads started for the call)."""
     p = model.params  # not model.activated(): the normals need the raw quats and only the argmin of the scales
 
     def normals(quats, scales, means, viewmat):
@@ -47,7 +48,7 @@ def gaussian_camera_normals(model, view: ViewTensors) -> torch.Tensor:
     n = p["means"].shape[0]
     (out,) = isolated(normals, p["quats"], p["scales"], p["means"], view.viewmat[0],
                       split=Split(n=n, in_dims=(0, 0, 0, None), out_dims=(0,), parts=gaussian_parts(n),
-                                  workers=default_workers()))
+                                  workers=default_workers() if workers is None else workers))
     return out
 
 
@@ -75,7 +76,7 @@ class SemanticDistillation:
 
         # [S,H,W]: the detached pass, shared with the identity encodings when the model has them (one rasterization)
         rendered = detached_channels(ctx, "semantics") if "identities" in ctx.model.params else \
-            render_semantics(ctx.model, ctx.view)
+            render_semantics(ctx.model, ctx.view, ctx.workers)
         if self.decoder is not None:
             rendered = self.decoder(rendered)
         ctx.cache["semantics"] = rendered

@@ -27,7 +27,9 @@ from ..data.types import Frame
 from ..metrics.image import ssim as reference_ssim  # noqa: F401  (the metric; ``ssim`` below is the same value)
 from ..model.gaussians import GaussianModel
 from ..progress import CancelFn, Progress, ProgressFn, check_cancel
+from ..render import WorkerPool, default_workers
 from ..render._isolate import isolated
+from ..render._threads import Workers
 from ..render.view import ViewTensors, render, render_semantics, sh_colors  # noqa: F401  (re-exported)
 from .preview import point_preview
 from .strategy import ReferenceStrategy
@@ -56,6 +58,7 @@ class StepContext:
     meta: dict[str, Any]
     priors: Any = None  # per-view priors object (teacher scores, labels, depth prior) or None
     cache: dict[str, Any] = field(default_factory=dict)  # terms share derived tensors here (e.g. semantics)
+    workers: Workers | None = None  # the trainer's CPU rasterizer threads, for a term's own renders (None on CUDA)
 
 
 class LossTerm(Protocol):
@@ -74,7 +77,7 @@ class LossTerm(Protocol):
 class NormalFeatureSource(Protocol):
     """Supplies per-Gaussian camera-space normals for a view (the "normals" need)."""
 
-    def __call__(self, model: GaussianModel, view: ViewTensors) -> torch.Tensor: ...
+    def __call__(self, model: GaussianModel, view: ViewTensors, workers: Workers | None = None) -> torch.Tensor: ...
 
 
 def ssim(pred: torch.Tensor, gt: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -179,6 +182,8 @@ class Trainer:
         self.views = [ViewTensors.of(f.camera, self.device) for f in self.frames]
         self.images = [torch.from_numpy(np.ascontiguousarray(f.image)).float().to(self.device) for f in self.frames]
         self.background = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
+        # CPU: the rasterizer's threads, kept for the whole run (threads started per render cost ~7 % of a step)
+        self.workers = WorkerPool(default_workers()) if torch.device(self.device).type == "cpu" else None
         self.strategy = ReferenceStrategy.from_config(cfg.densify, iterations=cfg.iterations)
         self.strategy_state = self.strategy.initialize_state(scene_scale=self.extent)
         # the compact semantic variant (features + decoder) has its own rate; the 150-d vector keeps the reference's
@@ -224,12 +229,14 @@ class Trainer:
         view, gt = self.views[i], self.images[i]
         active = [t for t in self.terms if t.active(step)]
         needs = frozenset().union(*(t.needs for t in active)) if active else frozenset()
-        normals = self.normal_source(self.model, view) if ("normals" in needs and self.normal_source) else None
-        out, meta = render(self.model, view, self.sh_degree_at(step), self.background, extra_features=normals)
+        normals = self.normal_source(self.model, view, self.workers) if ("normals" in needs and self.normal_source) \
+            else None
+        out, meta = render(self.model, view, self.sh_degree_at(step), self.background, extra_features=normals,
+                           workers=self.workers)
         if normals is not None:
             out["normals"] = out.pop("extra")
         self.strategy.step_pre_backward(self.model.params, self.optimizers, self.strategy_state, step, meta)
-        ctx = StepContext(step, self.frames[i], view, self.model, gt, out, meta, self.priors[i])
+        ctx = StepContext(step, self.frames[i], view, self.model, gt, out, meta, self.priors[i], workers=self.workers)
         loss = photometric_loss(out["rgb"], gt, cfg.loss.ssim_lambda)
         losses = {"photo": float(loss.detach())}
         values = image_terms(ctx, [t for t in active if getattr(t, "render_only", False)])

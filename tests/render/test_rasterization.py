@@ -266,14 +266,17 @@ def test_detached_geometry_feature_pass(scene_factory):
 def test_threads_and_chunking_do_not_change_results(scene_factory, monkeypatch):
     scene = scene_factory(seed=5, features=3, n=200, opaque=True)
     outs = []
-    for workers, chunk in ((1, 1 << 17), (2, 1 << 17), (3, 1 << 11)):
+    pool = threads_mod.WorkerPool(2)
+    for workers, chunk in ((1, 1 << 17), (2, 1 << 17), (3, 1 << 11), (pool, 1 << 17)):
         monkeypatch.setattr(api, "CPU_CHUNK_ELEMS", chunk)
         params = [p.clone().requires_grad_(True) for p in scene.params()]
         r, a, _ = rasterization(*scene.args(params), render_mode="RGB+ED", cpu_workers=workers)
         (r.square().sum() + a.sum()).backward()
         outs.append([r, a] + [p.grad for p in params])
-    for o1, o2 in zip(outs[0], outs[1]):
-        assert torch.equal(o1, o2)  # threads: bit-identical (ordered accumulation)
+    pool.close()
+    for other in (outs[1], outs[3]):  # threads started per call, or a kept pool: bit-identical (ordered accumulation)
+        for o1, o2 in zip(outs[0], other):
+            assert torch.equal(o1, o2)
     for o1, o3 in zip(outs[0], outs[2]):
         torch.testing.assert_close(o1, o3, rtol=1e-12, atol=1e-12)
 
@@ -354,6 +357,51 @@ def test_for_each_parallel_runs_every_index_once_and_reraises():
         with threads_mod.single_threaded_torch():
             threads_mod.for_each_parallel(boom, 50, workers=2)
     assert torch.get_num_threads() == n_threads
+
+
+def test_worker_pool_keeps_its_threads_and_runs_every_index_once():
+    import gc
+    import threading
+    import time
+    import weakref
+
+    n_threads = torch.get_num_threads()
+    pool = threads_mod.WorkerPool(3)
+    assert torch.get_num_threads() == n_threads
+    seen: list = []
+    with threads_mod.single_threaded_torch():
+        for _ in range(3):
+            pool.run(lambda i: seen.append((i, threading.get_ident())) or time.sleep(0.002), 40)
+    assert sorted(i for i, _ in seen) == sorted(list(range(40)) * 3)
+    others = {t for _, t in seen} - {threading.get_ident()}
+    assert others and others <= pool._idents and len(pool._idents) == 2  # the same two threads, every run
+
+    def boom(i):
+        if i == 7:
+            raise RuntimeError("piece 7 failed")
+
+    with pytest.raises(RuntimeError, match="piece 7 failed"):
+        with threads_mod.single_threaded_torch():
+            pool.run(boom, 50)
+
+    # a piece that runs the pool again (from a pool thread) runs its pieces itself instead of waiting on itself
+    inner: list = []
+    with threads_mod.single_threaded_torch():
+        pool.run(lambda i: pool.run(inner.append, 4), 6)
+    assert sorted(inner) == sorted(list(range(4)) * 6)
+
+    # dropped without close: nothing holds it, its threads exit
+    names = {t.ident: t for t in threading.enumerate()}
+    pool_threads = [names[i] for i in pool._idents]
+    ref = weakref.ref(pool)
+    del pool
+    gc.collect()
+    assert ref() is None
+    for t in pool_threads:
+        t.join(timeout=10)
+        assert not t.is_alive()
+    with pytest.raises(ValueError, match="workers must be a positive int"):
+        threads_mod.WorkerPool(0)
 
 
 def test_no_global_state_left_behind(scene_factory):
