@@ -124,3 +124,27 @@ def test_sh_degree_beyond_the_coefficients_is_refused_not_read_out_of_bounds(sce
         k.sh_forward(1, scene.means, scene.colors, scene.viewmats, 0, 300, out[:, :100])
     # the degree the coefficients hold still runs
     assert sh_colors_cpu(1, scene.means, scene.colors, scene.viewmats, cpu_kernel="cpp").shape == (1, 300, 3)
+
+
+def test_projection_ops_refuse_ranges_and_arrays_they_would_overrun(scene_factory):
+    """The C++ projection ops index [C, N, ...] arrays by a Gaussian range: a range past N or an output of the wrong
+    size is an error, not a write past the tensor."""
+    scene = scene_factory(seed=61, n=200, n_cameras=2, features=None, sh_degree=0, dtype=torch.float32)
+    k = kernel("cpp")
+    C, N = 2, 200
+    ins = (scene.means, scene.quats, scene.scales, scene.opacities, scene.viewmats, scene.Ks)
+    outs = [scene.means.new_empty(C, N, 2), scene.means.new_empty(C, N, 3), scene.means.new_empty(C, N),
+            scene.means.new_empty(C, N), torch.empty(C, N, 2, dtype=torch.int32)]
+    opts = (scene.width, scene.height, 0.3, 0.01, 1e10, 0.0, False)
+    with pytest.raises(RuntimeError, match=r"project_forward: range \[150, 250\) outside the 200 Gaussians"):
+        k.project_forward(*ins, 150, 100, *opts, *outs)
+    with pytest.raises(RuntimeError, match=r"project_forward: conics must hold 1200 values"):
+        k.project_forward(*ins, 0, N, *opts, outs[0], outs[1][:1], *outs[2:])
+    k.project_forward(*ins, 0, N, *opts, *outs)  # the right sizes still run
+    assert int((outs[4] > 0).sum()) > 0
+    d = [torch.zeros_like(t) for t in ins[:4]]
+    g = [torch.ones_like(o) for o in outs[:4]]
+    with pytest.raises(RuntimeError, match=r"project_backward: d_quats must hold 800 values"):
+        k.project_backward(*ins, 0, N, scene.width, scene.height, 0.3, False, *g, d[0], d[1][:10], d[2], d[3])
+    with pytest.raises(RuntimeError, match=r"project_backward: range \[0, 201\) outside"):
+        k.project_backward(*ins, 0, N + 1, scene.width, scene.height, 0.3, False, *g, *d)

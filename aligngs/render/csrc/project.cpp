@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "ops.h"
@@ -397,6 +398,29 @@ const T* ptr_or_null(const c10::optional<torch::Tensor>& t) {
   return t.has_value() ? t->data_ptr<T>() : nullptr;
 }
 
+// the projection ops read N Gaussians and C cameras, and touch the range [start, start + count) of [C, N, ...] and
+// [N, ...] arrays whose sizes are checked here (a mismatch would read or write past them)
+void check_projection(const char* op, const torch::Tensor& means, const torch::Tensor& quats,
+                      const torch::Tensor& scales, const torch::Tensor& opacities, const torch::Tensor& viewmats,
+                      const torch::Tensor& Ks, int64_t start, int64_t count) {
+  TORCH_CHECK(means.dim() == 2 && means.size(1) == 3, op, ": means must be [N, 3]");
+  const int64_t N = means.size(0);
+  TORCH_CHECK(quats.numel() == 4 * N && scales.numel() == 3 * N && opacities.numel() == N, op,
+              ": quats [N, 4], scales [N, 3] and opacities [N] must match means' N = ", N);
+  TORCH_CHECK(viewmats.dim() == 3 && viewmats.size(1) == 4 && viewmats.size(2) == 4, op,
+              ": viewmats must be [C, 4, 4]");
+  TORCH_CHECK(Ks.numel() == 9 * viewmats.size(0), op, ": Ks must be [C, 3, 3]");
+  TORCH_CHECK(0 <= start && 0 <= count && start + count <= N, op, ": range [", start, ", ", start + count,
+              ") outside the ", N, " Gaussians");
+  for (const torch::Tensor* t : {&quats, &scales, &opacities, &viewmats, &Ks})
+    TORCH_CHECK(t->scalar_type() == means.scalar_type(), op, ": all inputs must have the dtype of means");
+}
+
+void check_numel(const char* op, const char* name, const torch::Tensor& t, int64_t n, at::ScalarType dtype) {
+  TORCH_CHECK(t.numel() == n && t.scalar_type() == dtype, op, ": ", name, " must hold ", n, " values of ", dtype,
+              ", got ", t.numel(), " of ", t.scalar_type());
+}
+
 // the SH ops index K coefficients per Gaussian up to the degree's (degree + 1)^2 and write C x N colours
 void check_sh(const char* op, int64_t degree, const torch::Tensor& means, const torch::Tensor& coeffs,
               const torch::Tensor& viewmats, const torch::Tensor& colors) {
@@ -424,7 +448,14 @@ void project_forward(const torch::Tensor& means, const torch::Tensor& quats, con
   for (const torch::Tensor* t : std::initializer_list<const torch::Tensor*>{
            &means, &quats, &scales, &opacities, &viewmats, &Ks, &means2d, &conics, &depths, &opac_out, &radii})
     check_cpu(*t, "project_forward");
+  check_projection("project_forward", means, quats, scales, opacities, viewmats, Ks, start, count);
   const int64_t C = viewmats.size(0), N = means.size(0);
+  const auto dt = means.scalar_type();
+  check_numel("project_forward", "means2d", means2d, C * N * 2, dt);
+  check_numel("project_forward", "conics", conics, C * N * 3, dt);
+  check_numel("project_forward", "depths", depths, C * N, dt);
+  check_numel("project_forward", "opacities out", opac_out, C * N, dt);
+  check_numel("project_forward", "radii", radii, C * N * 2, torch::kInt32);
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "project_forward", [&] {
     project_range<scalar_t>(means.data_ptr<scalar_t>(), quats.data_ptr<scalar_t>(), scales.data_ptr<scalar_t>(),
                             opacities.data_ptr<scalar_t>(), viewmats.data_ptr<scalar_t>(), Ks.data_ptr<scalar_t>(), C,
@@ -446,7 +477,17 @@ void project_backward(const torch::Tensor& means, const torch::Tensor& quats, co
     check_cpu(*t, "project_backward");
   for (const c10::optional<torch::Tensor>* t : {&g_means2d, &g_conics, &g_depths, &g_opac})
     if (t->has_value()) check_cpu(**t, "project_backward");
+  check_projection("project_backward", means, quats, scales, opacities, viewmats, Ks, start, count);
   const int64_t C = viewmats.size(0), N = means.size(0);
+  const auto dt = means.scalar_type();
+  const std::pair<const c10::optional<torch::Tensor>*, int64_t> grads[] = {
+      {&g_means2d, 2}, {&g_conics, 3}, {&g_depths, 1}, {&g_opac, 1}};
+  for (const auto& [g, width] : grads)
+    if (g->has_value()) check_numel("project_backward", "an output gradient", **g, C * N * width, dt);
+  check_numel("project_backward", "d_means", d_means, N * 3, dt);
+  check_numel("project_backward", "d_quats", d_quats, N * 4, dt);
+  check_numel("project_backward", "d_scales", d_scales, N * 3, dt);
+  check_numel("project_backward", "d_opacities", d_opac, N, dt);
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "project_backward", [&] {
     project_backward_range<scalar_t>(
         means.data_ptr<scalar_t>(), quats.data_ptr<scalar_t>(), scales.data_ptr<scalar_t>(),
@@ -463,6 +504,7 @@ void sh_forward(int64_t degree, const torch::Tensor& means, const torch::Tensor&
   for (const torch::Tensor* t : std::initializer_list<const torch::Tensor*>{&means, &coeffs, &viewmats, &colors})
     check_cpu(*t, "sh_forward");
   check_sh("sh_forward", degree, means, coeffs, viewmats, colors);
+  TORCH_CHECK(0 <= start && 0 <= count && start + count <= means.size(0), "sh_forward: range outside the Gaussians");
   const int64_t C = viewmats.size(0), N = means.size(0), K = coeffs.size(-2);
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "sh_forward", [&] {
     sh_range<scalar_t>(int(degree), means.data_ptr<scalar_t>(), coeffs.data_ptr<scalar_t>(), K, coeffs.dim() == 4,
@@ -477,6 +519,7 @@ void sh_backward(int64_t degree, const torch::Tensor& means, const torch::Tensor
        std::initializer_list<const torch::Tensor*>{&means, &coeffs, &viewmats, &g_colors, &d_means, &d_coeffs})
     check_cpu(*t, "sh_backward");
   check_sh("sh_backward", degree, means, coeffs, viewmats, g_colors);
+  TORCH_CHECK(0 <= start && 0 <= count && start + count <= means.size(0), "sh_backward: range outside the Gaussians");
   TORCH_CHECK(d_means.sizes() == means.sizes() && d_coeffs.sizes() == coeffs.sizes(),
               "sh_backward: gradient outputs must match means and coeffs");
   const int64_t C = viewmats.size(0), N = means.size(0), K = coeffs.size(-2);
