@@ -182,7 +182,7 @@ class Trainer:
         self.views = [ViewTensors.of(f.camera, self.device) for f in self.frames]
         self.images = [torch.from_numpy(np.ascontiguousarray(f.image)).float().to(self.device) for f in self.frames]
         self.background = torch.tensor(cfg.background, dtype=torch.float32, device=self.device)
-        # CPU: the rasterizer's threads, kept for the whole run (threads started per render cost ~7 % of a step)
+        # CPU: the rasterizer's threads, kept for the whole run instead of started for each parallel piece
         self.workers = WorkerPool(default_workers()) if torch.device(self.device).type == "cpu" else None
         self.strategy = ReferenceStrategy.from_config(cfg.densify, iterations=cfg.iterations)
         self.strategy_state = self.strategy.initialize_state(scene_scale=self.extent)
