@@ -91,3 +91,38 @@ def test_cpp_binning_gives_the_torch_binning(opts, scene_factory):
     for key in ("isect_ids", "flatten_ids", "isect_offsets"):
         assert metas[0][key].dtype == metas[1][key].dtype and torch.equal(metas[0][key], metas[1][key]), key
     assert int(metas[1]["isect_ids"].max() >> 32) > 0 and int(metas[1]["isect_ids"].min() & 0xFFFFFFFF) > 0
+
+
+def test_composite_ops_refuse_arrays_they_would_overrun(scene_factory):
+    """The C++ compositing writes [C, Hp, Wp, D] images for the tiles of a plan: an image, per-tile array or
+    gradient buffer of the wrong size is an error naming the op, not a write past the tensor."""
+    from aligngs.render._composite import _cpp_rules
+
+    scene = scene_factory(seed=70, n=300, features=3, dtype=torch.float32)
+    W, H, ts = scene.width, scene.height, 8
+    p = project_gaussians(scene.means, scene.quats, scene.scales, scene.opacities, scene.viewmats, scene.Ks, W, H)
+    plan = plan_tiles(p.means2d, p.radii, p.depths, p.conics, p.opacities, W, H, ts, 3, False,
+                      binner=cpp_mod.kernel("cpp"))
+    k = cpp_mod.kernel("cpp")
+    C, D = 1, 3
+    table = torch.cat([p.means2d, p.conics, p.opacities[..., None]], dim=-1).reshape(-1, 6).contiguous()
+    colors = scene.colors.float().contiguous()
+    rows = plan.pair_color_rows()
+    Hp, Wp = plan.tile_height * ts, plan.tile_width * ts
+    tiles = plan.chunks[0].tile_ids
+
+    def forward(img, tf, starts=plan.tile_starts, bg=None):
+        k.composite_forward(table, colors, plan.pair_flat_ids, rows, starts, plan.tile_counts, tiles, bg, img, tf,
+                            plan.tiles_per_image, plan.tile_width, ts, *_cpp_rules())
+
+    forward(torch.zeros(C, Hp, Wp, D), torch.zeros(C, Hp, Wp))  # the right sizes run
+    with pytest.raises(RuntimeError, match="composite_forward: image must be"):
+        forward(torch.zeros(C, Hp - ts, Wp, D), torch.zeros(C, Hp - ts, Wp))
+    with pytest.raises(RuntimeError, match="composite_forward: starts and counts must cover"):
+        forward(torch.zeros(C, Hp, Wp, D), torch.zeros(C, Hp, Wp), starts=plan.tile_starts[:-1].contiguous())
+    with pytest.raises(RuntimeError, match="composite_forward: backgrounds must be"):
+        forward(torch.zeros(C, Hp, Wp, D), torch.zeros(C, Hp, Wp), bg=torch.zeros(C, D + 1))
+    with pytest.raises(RuntimeError, match="composite_backward: d_pairs must be"):
+        k.composite_backward(table, colors, plan.pair_flat_ids, rows, plan.tile_starts, plan.tile_counts, tiles,
+                             torch.zeros(C, Hp, Wp, D), torch.zeros(C, Hp, Wp), torch.zeros(plan.n_pairs - 1, 6), None,
+                             plan.tiles_per_image, plan.tile_width, ts, *_cpp_rules())

@@ -284,6 +284,30 @@ Pairs pairs(const torch::Tensor& gauss, const torch::Tensor& color, const torch:
   return {gauss.data_ptr<int64_t>(), color.data_ptr<int64_t>(), starts.data_ptr<int64_t>(), counts.data_ptr<int64_t>()};
 }
 
+// The arrays' sizes against each other (a mismatch would read or write past them; the index values come from the
+// tile plan and are not re-checked per pair): table [R, 6], colors [Rc, D], gauss / color [M], starts / counts /
+// the per-tile arrays over C * tiles_per_image tiles, images [C, tile rows * ts, tile_width * ts(, D)].
+void check_sizes(const char* op, const torch::Tensor& table, const torch::Tensor& colors, const torch::Tensor& gauss,
+                 const torch::Tensor& color, const torch::Tensor& starts, const torch::Tensor& counts,
+                 const torch::Tensor& tiles, const torch::Tensor& img, const torch::Tensor& tf,
+                 int64_t tiles_per_image, int64_t tile_width, int64_t tile_size) {
+  TORCH_CHECK(table.dim() == 2 && table.size(1) == 6 && colors.dim() == 2, op,
+              ": table must be [R, 6] and colors [Rc, D]");
+  TORCH_CHECK(colors.scalar_type() == table.scalar_type() && img.scalar_type() == table.scalar_type() &&
+                  tf.scalar_type() == table.scalar_type(), op, ": table, colors and images must share a dtype");
+  TORCH_CHECK(gauss.numel() == color.numel(), op, ": one table row and one colour row per pair");
+  TORCH_CHECK(tiles.scalar_type() == torch::kInt64, op, ": tiles must be int64");
+  TORCH_CHECK(tile_size > 0 && tile_width > 0 && tiles_per_image > 0 && tiles_per_image % tile_width == 0, op,
+              ": tile grid must be positive and whole");
+  const int64_t C = img.size(0), D = colors.size(1);
+  TORCH_CHECK(starts.numel() == C * tiles_per_image && counts.numel() == C * tiles_per_image, op,
+              ": starts and counts must cover the C x ", tiles_per_image, " tiles");
+  TORCH_CHECK(img.dim() == 4 && img.size(1) == tiles_per_image / tile_width * tile_size &&
+                  img.size(2) == tile_width * tile_size && img.size(3) == D, op,
+              ": image must be [C, tile rows x tile size, tile columns x tile size, D]");
+  TORCH_CHECK(tf.numel() == C * img.size(1) * img.size(2), op, ": per-pixel map must be [C, H, W] like the image");
+}
+
 }  // namespace
 
 // img [C, Hp, Wp, D] and tf [C, Hp, Wp] are written for the pixels of ``tiles``. table [R, 6]: per projected
@@ -295,6 +319,11 @@ void composite_forward(const torch::Tensor& table, const torch::Tensor& colors, 
                        double log_floor, double log_max, double alpha_cut, double t_eps) {
   for (const torch::Tensor* t : std::initializer_list<const torch::Tensor*>{&table, &colors, &tiles, &img, &tf}) check_cpu(*t, "composite_forward");
   const Pairs pr = pairs(gauss, color, starts, counts);
+  check_sizes("composite_forward", table, colors, gauss, color, starts, counts, tiles, img, tf, tiles_per_image,
+              tile_width, tile_size);
+  if (bg.has_value())
+    TORCH_CHECK(bg->numel() == img.size(0) * colors.size(1) && bg->scalar_type() == table.scalar_type(),
+                "composite_forward: backgrounds must be [C, D]");
   const int64_t D = colors.size(1);
   const Geometry g = geometry(img, tiles_per_image, tile_width, tile_size);
   AT_DISPATCH_FLOATING_TYPES(table.scalar_type(), "composite_forward", [&] {
@@ -316,6 +345,14 @@ void composite_backward(const torch::Tensor& table, const torch::Tensor& colors,
                         double log_max, double alpha_cut, double t_eps) {
   for (const torch::Tensor* t : std::initializer_list<const torch::Tensor*>{&table, &colors, &tiles, &grad, &rest, &d_pairs}) check_cpu(*t, "composite_backward");
   const Pairs pr = pairs(gauss, color, starts, counts);
+  check_sizes("composite_backward", table, colors, gauss, color, starts, counts, tiles, grad, rest, tiles_per_image,
+              tile_width, tile_size);
+  TORCH_CHECK(d_pairs.numel() >= gauss.numel() * 6 && d_pairs.scalar_type() == table.scalar_type(),
+              "composite_backward: d_pairs must be [M, 6]");
+  if (d_pair_colors.has_value())
+    TORCH_CHECK(d_pair_colors->numel() >= gauss.numel() * colors.size(1) &&
+                    d_pair_colors->scalar_type() == table.scalar_type(),
+                "composite_backward: d_pair_colors must be [M, D]");
   const int64_t D = colors.size(1);
   const Geometry g = geometry(grad, tiles_per_image, tile_width, tile_size);
   AT_DISPATCH_FLOATING_TYPES(table.scalar_type(), "composite_backward", [&] {
