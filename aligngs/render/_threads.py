@@ -62,7 +62,7 @@ class WorkerPool:
 
     Pass one as ``cpu_workers`` (``rasterization``, ``render``) to every render of a loop. A count instead starts
     fresh threads for each parallel piece, and a fresh thread's first torch ops are slow: two halves of a small
-    job (8 elementwise ops over 300k floats each, ~2.5 ms on one thread) took 10.6 ms on a new thread per call
+    job (8 clamp + exp pairs over 300k floats each, ~2.5 ms on one thread) took 10.6 ms on a new thread per call
     against 2.7 ms on a kept one (188 % CPU). On a 60k-Gaussian view the kept pool made the projection 10-30 %
     faster; a whole training step (8 such calls) did not change beyond the run-to-run noise. Safe to share between
     threads; a pool thread that calls ``run`` again runs its pieces itself (no deadlock). ``close``
