@@ -136,7 +136,7 @@ def test_trained_identities_split_two_touching_objects():
     for step in range(80):
         i = step % len(cams)
         ctx = SimpleNamespace(step=step, frame=SimpleNamespace(name=f"v{i}"), view=ViewTensors.of(cams[i], "cpu"),
-                              model=model, gt=torch.zeros(1), cache={})
+                              model=model, gt=torch.zeros(1), cache={}, workers=None)  # StepContext's fields
         loss = term(ctx)
         first = float(loss) if first is None else first
         opt.zero_grad()
