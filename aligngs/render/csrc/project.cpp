@@ -398,21 +398,29 @@ const T* ptr_or_null(const c10::optional<torch::Tensor>& t) {
   return t.has_value() ? t->data_ptr<T>() : nullptr;
 }
 
-// the projection ops read N Gaussians and C cameras, and touch the range [start, start + count) of [C, N, ...] and
-// [N, ...] arrays whose sizes are checked here (a mismatch would read or write past them)
+// every op here reads N Gaussians (means [N, 3]) and C cameras (viewmats [C, 4, 4]) and touches the Gaussians
+// [start, start + count) of arrays whose sizes the ops' checks compare with N and C (a mismatch would read or
+// write past them)
+void check_gaussians(const char* op, const torch::Tensor& means, const torch::Tensor& viewmats, int64_t start,
+                     int64_t count) {
+  TORCH_CHECK(means.dim() == 2 && means.size(1) == 3, op, ": means must be [N, 3]");
+  TORCH_CHECK(viewmats.dim() == 3 && viewmats.size(1) == 4 && viewmats.size(2) == 4, op,
+              ": viewmats must be [C, 4, 4]");
+  TORCH_CHECK(viewmats.scalar_type() == means.scalar_type(), op, ": viewmats must have the dtype of means");
+  const int64_t N = means.size(0);
+  TORCH_CHECK(0 <= start && 0 <= count && start + count <= N, op, ": range [", start, ", ", start + count,
+              ") outside the ", N, " Gaussians");
+}
+
 void check_projection(const char* op, const torch::Tensor& means, const torch::Tensor& quats,
                       const torch::Tensor& scales, const torch::Tensor& opacities, const torch::Tensor& viewmats,
                       const torch::Tensor& Ks, int64_t start, int64_t count) {
-  TORCH_CHECK(means.dim() == 2 && means.size(1) == 3, op, ": means must be [N, 3]");
+  check_gaussians(op, means, viewmats, start, count);
   const int64_t N = means.size(0);
   TORCH_CHECK(quats.numel() == 4 * N && scales.numel() == 3 * N && opacities.numel() == N, op,
               ": quats [N, 4], scales [N, 3] and opacities [N] must match means' N = ", N);
-  TORCH_CHECK(viewmats.dim() == 3 && viewmats.size(1) == 4 && viewmats.size(2) == 4, op,
-              ": viewmats must be [C, 4, 4]");
   TORCH_CHECK(Ks.numel() == 9 * viewmats.size(0), op, ": Ks must be [C, 3, 3]");
-  TORCH_CHECK(0 <= start && 0 <= count && start + count <= N, op, ": range [", start, ", ", start + count,
-              ") outside the ", N, " Gaussians");
-  for (const torch::Tensor* t : {&quats, &scales, &opacities, &viewmats, &Ks})
+  for (const torch::Tensor* t : {&quats, &scales, &opacities, &Ks})
     TORCH_CHECK(t->scalar_type() == means.scalar_type(), op, ": all inputs must have the dtype of means");
 }
 
@@ -423,10 +431,9 @@ void check_numel(const char* op, const char* name, const torch::Tensor& t, int64
 
 // the SH ops index K coefficients per Gaussian up to the degree's (degree + 1)^2 and write C x N colours
 void check_sh(const char* op, int64_t degree, const torch::Tensor& means, const torch::Tensor& coeffs,
-              const torch::Tensor& viewmats, const torch::Tensor& colors) {
+              const torch::Tensor& viewmats, const torch::Tensor& colors, int64_t start, int64_t count) {
   TORCH_CHECK(degree >= 0 && degree <= 4, op, ": degree must be 0..4, got ", degree);
-  TORCH_CHECK(means.dim() == 2 && means.size(1) == 3, op, ": means must be [N, 3]");
-  TORCH_CHECK(viewmats.dim() == 3 && viewmats.size(1) == 4 && viewmats.size(2) == 4, op, ": viewmats must be [C, 4, 4]");
+  check_gaussians(op, means, viewmats, start, count);
   const int64_t C = viewmats.size(0), N = means.size(0);
   TORCH_CHECK((coeffs.dim() == 3 && coeffs.size(0) == N && coeffs.size(2) == 3) ||
                   (coeffs.dim() == 4 && coeffs.size(0) == C && coeffs.size(1) == N && coeffs.size(3) == 3),
@@ -434,7 +441,7 @@ void check_sh(const char* op, int64_t degree, const torch::Tensor& means, const 
   TORCH_CHECK((degree + 1) * (degree + 1) <= coeffs.size(-2), op, ": degree ", degree, " needs K >= ",
               (degree + 1) * (degree + 1), " coefficients, got K = ", coeffs.size(-2));
   TORCH_CHECK(colors.numel() == C * N * 3, op, ": colours must hold C x N x 3 values");
-  for (const torch::Tensor* t : {&means, &coeffs, &viewmats, &colors})
+  for (const torch::Tensor* t : {&coeffs, &colors})
     TORCH_CHECK(t->scalar_type() == means.scalar_type(), op, ": all tensors must have the dtype of means");
 }
 
@@ -503,8 +510,7 @@ void sh_forward(int64_t degree, const torch::Tensor& means, const torch::Tensor&
                 int64_t start, int64_t count, torch::Tensor colors) {
   for (const torch::Tensor* t : std::initializer_list<const torch::Tensor*>{&means, &coeffs, &viewmats, &colors})
     check_cpu(*t, "sh_forward");
-  check_sh("sh_forward", degree, means, coeffs, viewmats, colors);
-  TORCH_CHECK(0 <= start && 0 <= count && start + count <= means.size(0), "sh_forward: range outside the Gaussians");
+  check_sh("sh_forward", degree, means, coeffs, viewmats, colors, start, count);
   const int64_t C = viewmats.size(0), N = means.size(0), K = coeffs.size(-2);
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "sh_forward", [&] {
     sh_range<scalar_t>(int(degree), means.data_ptr<scalar_t>(), coeffs.data_ptr<scalar_t>(), K, coeffs.dim() == 4,
@@ -518,8 +524,7 @@ void sh_backward(int64_t degree, const torch::Tensor& means, const torch::Tensor
   for (const torch::Tensor* t :
        std::initializer_list<const torch::Tensor*>{&means, &coeffs, &viewmats, &g_colors, &d_means, &d_coeffs})
     check_cpu(*t, "sh_backward");
-  check_sh("sh_backward", degree, means, coeffs, viewmats, g_colors);
-  TORCH_CHECK(0 <= start && 0 <= count && start + count <= means.size(0), "sh_backward: range outside the Gaussians");
+  check_sh("sh_backward", degree, means, coeffs, viewmats, g_colors, start, count);
   TORCH_CHECK(d_means.sizes() == means.sizes() && d_coeffs.sizes() == coeffs.sizes(),
               "sh_backward: gradient outputs must match means and coeffs");
   const int64_t C = viewmats.size(0), N = means.size(0), K = coeffs.size(-2);
