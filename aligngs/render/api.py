@@ -89,8 +89,9 @@ def rasterization(
     stall whenever another process holds a core (median timings got 3-10x worse). Both cores are
     used through a small pool of Python threads instead (``cpu_workers``: a count, default the caller's torch
     thread count at most 2, whose threads are started per call; or a ``WorkerPool`` kept by the caller across
-    renders, which a training loop should pass: fresh threads pay a warm-up on their first ops): the tile chunks, the two halves of the Gaussians in the projection and SH, and the two
-    halves of the tile pairs in the culling and the pair coefficients; each piece writes its own memory and the
+    renders, which a training loop should pass: fresh threads pay a warm-up on their first ops): the tile chunks,
+    the two halves of the Gaussians in the projection and SH, and the two halves of the tile pairs in the culling
+    and the pair coefficients; each piece writes its own memory and the
     split does not depend on the worker count, so results are bit-identical for any count.
 
     ``cpu_keep_weights=True`` (CPU only) keeps the per-pixel compositing weights in
@@ -159,9 +160,9 @@ def sh_colors_cpu(
     [C, 4, 4] -> [C, N, 3]. The C++ kernel where it builds (``cpu_kernel`` as in ``rasterization``), else torch; for
     a render that blends the colours with other per-Gaussian features (AlignGS's normals)."""
     if means.dim() != 2 or means.shape[-1] != 3:
-        raise ValueError(f"sh_colors_cpu: means must have shape [N, 3], got {tuple(means.shape)}")
+        raise _shape_error("means", "[N, 3]", means, op="sh_colors_cpu")
     if viewmats.dim() != 3 or viewmats.shape[1:] != (4, 4):
-        raise ValueError(f"sh_colors_cpu: viewmats must have shape [C, 4, 4], got {tuple(viewmats.shape)}")
+        raise _shape_error("viewmats", "[C, 4, 4]", viewmats, op="sh_colors_cpu")
     _check_sh("sh_colors_cpu", sh_degree, means.shape[0], viewmats.shape[0], coeffs)
     cpp = compiled_kernel(CPU_KERNEL if cpu_kernel is None else cpu_kernel)
     workers = default_workers() if cpu_workers is None else cpu_workers
@@ -170,8 +171,8 @@ def sh_colors_cpu(
     return sh_colors(sh_degree, means, coeffs, viewmats)
 
 
-def _shape_error(name: str, expected: str, got: Tensor) -> ValueError:
-    return ValueError(f"rasterization: {name} must have shape {expected}, got {tuple(got.shape)}")
+def _shape_error(name: str, expected: str, got: Tensor, op: str = "rasterization") -> ValueError:
+    return ValueError(f"{op}: {name} must have shape {expected}, got {tuple(got.shape)}")
 
 
 def _check_sh(op: str, sh_degree: int, N: int, C: int, coeffs: Tensor) -> None:
@@ -182,8 +183,7 @@ def _check_sh(op: str, sh_degree: int, N: int, C: int, coeffs: Tensor) -> None:
         coeffs.dim() == 4 and coeffs.shape[:2] == (C, N) and coeffs.shape[-1] == 3
     )
     if not ok:
-        raise ValueError(f"{op}: colors (SH) must have shape [{N}, K, 3] or [{C}, {N}, K, 3], "
-                         f"got {tuple(coeffs.shape)}")
+        raise _shape_error("colors (SH)", f"[{N}, K, 3] or [{C}, {N}, K, 3]", coeffs, op=op)
     if (sh_degree + 1) ** 2 > coeffs.shape[-2]:
         raise ValueError(
             f"{op}: sh_degree={sh_degree} needs K >= {(sh_degree + 1) ** 2} SH bases, colors has K={coeffs.shape[-2]}"
@@ -263,7 +263,9 @@ def _rasterization_cpu(
         backgrounds, render_mode, packed, absgrad, rasterize_mode, tile_size, extra,
     )
     C = viewmats.shape[0]
-    if not isinstance(workers, WorkerPool) and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
+    if not isinstance(workers, WorkerPool) and (
+        not isinstance(workers, int) or isinstance(workers, bool) or workers < 1
+    ):
         raise ValueError(f"rasterization: cpu_workers must be a positive int or a WorkerPool, got {workers!r}")
     cpp = compiled_kernel(kernel)
     antialiased = rasterize_mode == "antialiased"
