@@ -1,6 +1,7 @@
 """The CPU rasterizer's C++ kernels (``csrc/``: projection and SH ``project.cpp``, tile binning ``tiles.cpp``,
-compositing ``composite.cpp``, bound in ``ops.cpp``), built on first use with ``torch.utils.cpp_extension`` the way gsplat builds its CUDA kernels, and
-cached by torch (``~/.cache/torch_extensions``, under a name that carries a digest of the sources).
+compositing ``composite.cpp``; and the trainer's photometric loss ``photometric.cpp``; bound in ``ops.cpp``),
+built on first use with ``torch.utils.cpp_extension`` the way gsplat builds its CUDA kernels, and cached by torch
+(``~/.cache/torch_extensions``, under a name that carries a digest of the sources).
 
 ``kernel("auto")`` returns the loaded module, or None where it cannot be built (no C++ compiler): the caller
 then bins and composites with the pure-torch code, which computes the same thing more slowly. ``kernel("cpp")``
@@ -21,7 +22,7 @@ from ..errors import UserError
 logger = logging.getLogger(__name__)
 
 CSRC = Path(__file__).with_name("csrc")
-SOURCES = tuple(CSRC / n for n in ("ops.cpp", "project.cpp", "tiles.cpp", "composite.cpp"))
+SOURCES = tuple(CSRC / n for n in ("ops.cpp", "project.cpp", "tiles.cpp", "composite.cpp", "photometric.cpp"))
 HEADERS = (CSRC / "ops.h",)
 # no fused multiply-adds: the binning rounds its float32 products as torch's elementwise ops do
 CFLAGS = ["-O3", "-ffp-contract=off"]

@@ -28,8 +28,9 @@ from ..metrics.image import ssim as reference_ssim  # noqa: F401  (the metric; `
 from ..model.gaussians import GaussianModel
 from ..progress import CancelFn, Progress, ProgressFn, check_cancel
 from ..render import WorkerPool, default_workers
+from ..render._cpp import kernel as compiled_kernel
 from ..render._isolate import isolated
-from ..render._threads import Workers
+from ..render._threads import Workers, for_each_parallel, single_threaded_torch, spans
 from ..render.view import ViewTensors, render, render_semantics, sh_colors  # noqa: F401  (re-exported)
 from .preview import point_preview
 from .strategy import ReferenceStrategy
@@ -80,7 +81,11 @@ class NormalFeatureSource(Protocol):
     def __call__(self, model: GaussianModel, view: ViewTensors, workers: Workers | None = None) -> torch.Tensor: ...
 
 
-def ssim(pred: torch.Tensor, gt: torch.Tensor, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # 3DGS's SSIM window
+
+
+def ssim(pred: torch.Tensor, gt: torch.Tensor, window_size: int = SSIM_WINDOW,
+         sigma: float = SSIM_SIGMA) -> torch.Tensor:
     """``aligngs.metrics.image.ssim`` (3DGS's SSIM) for [B,C,H,W] batches, computed with the 11x11 Gaussian window
     split into two 1-D passes and the five filtered maps (x, y, x^2, y^2, xy) in one grouped convolution per pass:
     the same value up to float rounding, ~1/5 of the multiply-adds and 2 instead of 5 convolution calls (forward
@@ -102,17 +107,56 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor, window_size: int = 11, sigma: flo
     return ssim_map.mean()
 
 
-def photometric_loss(pred: torch.Tensor, gt: torch.Tensor, ssim_lambda: float) -> torch.Tensor:
-    """(1 - lambda) L1 + lambda (1 - SSIM) of [H, W, C] images.
+def photometric_loss(pred: torch.Tensor, gt: torch.Tensor, ssim_lambda: float, workers: Workers | None = None,
+                     kernel: str = "auto") -> torch.Tensor:
+    """(1 - lambda) L1 + lambda (1 - SSIM) of [H, W, C] images (differentiable w.r.t. ``pred``).
 
-    On CPU it runs single-threaded, forward and backward (``render._isolate.isolated``): its ops are small (57,600
-    elements on a 160x120 view) and with torch's two intra-op threads each pays a thread wake-up
-    (OMP_WAIT_POLICY=PASSIVE). Measured fwd + bwd on that view: 12-13 ms on two threads, 6.5 ms on one (the
-    same ops split into two row bands on two threads: 7 ms, the per-call cost of the small convolutions stays)."""
+    On CPU, ``kernel`` ("auto", "cpp" or "torch", as the rasterizer's ``cpu_kernel``) picks the C++ loss
+    (``render/csrc/photometric.cpp``: value and gradient in one pass, two bands of rows on ``workers``) or the torch
+    ops. The torch ops run single-threaded, forward and backward (``render._isolate.isolated``): they are small
+    (57,600 elements on a 160x120 view) and with torch's two intra-op threads each pays a thread wake-up
+    (OMP_WAIT_POLICY=PASSIVE). Measured fwd + bwd on that view: 12-13 ms on two threads, 6.5 ms on one (the same
+    ops split into two row bands on two threads: 7 ms, the per-call cost of the small convolutions stays); the C++
+    loss: see ``_PhotometricCpu``. Where the C++ kernel cannot be built, "auto" uses the torch ops."""
     if pred.is_cuda:
         return _photometric(pred, gt, ssim_lambda)
+    cpp = compiled_kernel(kernel)
+    if cpp is not None and pred.dim() == 3 and not gt.requires_grad:
+        return _PhotometricCpu.apply(pred, gt, float(ssim_lambda), cpp, 1 if workers is None else workers)
     (loss,) = isolated(lambda p, g: (_photometric(p, g, ssim_lambda)[None],), pred, gt)
     return loss[0]
+
+
+class _PhotometricCpu(torch.autograd.Function):
+    """``photometric_loss`` by the C++ kernel: the forward computes the value and the gradient w.r.t. ``pred`` in one
+    pass, in two bands of image rows (a fixed split, so the result does not depend on ``workers``); the backward
+    scales the stored gradient. shelf-rgbd, 160x120 view, fwd + bwd: ~9 ms in the torch ops at 100 % CPU, against
+    ~1 ms here (see ``benchmarks/train.py``'s breakdown)."""
+
+    @staticmethod
+    def forward(ctx, pred, gt, ssim_lambda, cpp, workers):  # type: ignore[override]
+        p, g = pred.detach().contiguous(), gt.detach().contiguous()
+        n = p.numel()
+        grad = torch.empty_like(p) if ctx.needs_input_grad[0] else None
+        bands = spans(p.shape[0], 2)
+        sums: list = [None] * len(bands)
+
+        def band(i: int) -> None:
+            s, rows = bands[i]
+            sums[i] = cpp.photometric_rows(p, g, s, rows, SSIM_WINDOW, SSIM_SIGMA, (1.0 - ssim_lambda) / n,
+                                           -ssim_lambda / n, grad)
+
+        with single_threaded_torch():
+            for_each_parallel(band, len(bands), workers)
+        l1 = sum(v[0] for v in sums) / n
+        loss = l1 if ssim_lambda <= 0 else (1.0 - ssim_lambda) * l1 + ssim_lambda * (1.0 - sum(v[1] for v in sums) / n)
+        ctx.save_for_backward(grad if grad is not None else p)
+        return p.new_tensor(loss)
+
+    @staticmethod
+    def backward(ctx, g_loss):  # type: ignore[override]
+        (grad,) = ctx.saved_tensors
+        return (grad * g_loss if ctx.needs_input_grad[0] else None), None, None, None, None
 
 
 def image_terms(ctx: StepContext, terms: Sequence[LossTerm]) -> dict[str, torch.Tensor]:
@@ -237,7 +281,7 @@ class Trainer:
             out["normals"] = out.pop("extra")
         self.strategy.step_pre_backward(self.model.params, self.optimizers, self.strategy_state, step, meta)
         ctx = StepContext(step, self.frames[i], view, self.model, gt, out, meta, self.priors[i], workers=self.workers)
-        loss = photometric_loss(out["rgb"], gt, cfg.loss.ssim_lambda)
+        loss = photometric_loss(out["rgb"], gt, cfg.loss.ssim_lambda, self.workers)
         losses = {"photo": float(loss.detach())}
         values = image_terms(ctx, [t for t in active if getattr(t, "render_only", False)])
         for t in active:

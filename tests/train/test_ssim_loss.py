@@ -1,9 +1,13 @@
-"""The trainer's separable SSIM equals the metric's 2-D-window SSIM (value and gradient)."""
+"""The trainer's separable SSIM equals the metric's 2-D-window SSIM (value and gradient), and its photometric loss,
+in the torch ops and in the C++ kernel, equals L1 plus the metric's SSIM."""
 from __future__ import annotations
 
+import pytest
 import torch
 
+import aligngs.render._cpp as cpp_mod
 from aligngs.metrics.image import ssim as metric_ssim
+from aligngs.render import WorkerPool
 from aligngs.train import trainer as trainer_mod
 from aligngs.train.trainer import photometric_loss, ssim
 
@@ -31,8 +35,8 @@ def test_photometric_loss_hand_value():
 
 
 def test_cpu_photometric_loss_runs_single_threaded_and_matches_the_metric(monkeypatch):
-    """On CPU the loss runs inside ``isolated`` (one thread, forward and backward): same value and gradient as L1
-    plus the metric's direct 2-D-window SSIM, and a gradcheck."""
+    """In the torch ops the loss runs inside ``isolated`` (one thread, forward and backward): same value and gradient
+    as L1 plus the metric's direct 2-D-window SSIM, and a gradcheck."""
     threads = []
     real = trainer_mod._photometric
     monkeypatch.setattr(trainer_mod, "_photometric", lambda *a: threads.append(torch.get_num_threads()) or real(*a))
@@ -48,7 +52,7 @@ def test_cpu_photometric_loss_runs_single_threaded_and_matches_the_metric(monkey
     n0 = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        a = photometric_loss(pred, gt, 0.2)
+        a = photometric_loss(pred, gt, 0.2, kernel="torch")
         (ga,) = torch.autograd.grad(a, pred)
         assert torch.get_num_threads() == 2  # restored
     finally:
@@ -59,5 +63,57 @@ def test_cpu_photometric_loss_runs_single_threaded_and_matches_the_metric(monkey
     torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(ga, gb, rtol=1e-8, atol=1e-12)
     small_gt = gt[:, :6].clone()
-    assert torch.autograd.gradcheck(lambda p: photometric_loss(p, small_gt, 0.2),
+    assert torch.autograd.gradcheck(lambda p: photometric_loss(p, small_gt, 0.2, kernel="torch"),
                                     (pred[:, :6].detach().clone().requires_grad_(),))
+
+
+def _reference_loss(p, gt, lam):
+    s = metric_ssim(p.permute(2, 0, 1)[None], gt.permute(2, 0, 1)[None])
+    return (1 - lam) * (p - gt).abs().mean() + lam * (1 - s)
+
+
+@pytest.mark.parametrize("shape", [(30, 40, 3), (7, 9, 3), (1, 12, 2), (23, 5, 1)])
+def test_cpp_photometric_loss_matches_the_metric(shape):
+    """The C++ loss (two bands of rows, value and gradient in one pass) against L1 plus the metric's 2-D-window SSIM,
+    on images taller and shorter than the window; the same bits on one thread, two, or a kept pool; a gradcheck."""
+    g = torch.Generator().manual_seed(2)
+    pred = torch.rand(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+    gt = torch.rand(*shape, generator=g, dtype=torch.float64)
+    gt[: shape[0] // 2] = pred.detach()[: shape[0] // 2] * 0.9  # partly alike: SSIM near 1 there
+    for lam in (0.2, 0.0):
+        a = photometric_loss(pred, gt, lam, kernel="cpp")
+        (ga,) = torch.autograd.grad(a, pred)
+        b = _reference_loss(pred, gt, lam)
+        (gb,) = torch.autograd.grad(b, pred)
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(ga, gb, rtol=1e-8, atol=1e-12)
+    a1 = photometric_loss(pred, gt, 0.2, 1, kernel="cpp")
+    (g1,) = torch.autograd.grad(a1, pred)
+    with WorkerPool(2) as pool:
+        for workers in (2, pool):
+            a2 = photometric_loss(pred, gt, 0.2, workers, kernel="cpp")
+            (g2,) = torch.autograd.grad(a2, pred)
+            assert torch.equal(a1, a2) and torch.equal(g1, g2)
+    small = (slice(None), slice(0, 4))
+    assert torch.autograd.gradcheck(lambda p: photometric_loss(p, gt[small].contiguous(), 0.2, kernel="cpp"),
+                                    (pred.detach()[small].contiguous().requires_grad_(),))
+
+
+def test_cpp_photometric_loss_float32_and_fallback(monkeypatch):
+    """float32 at the training size stays within float rounding of the torch ops; without the compiled kernel "auto"
+    computes the loss in the torch ops; mismatched images are an error naming the op."""
+    g = torch.Generator().manual_seed(3)
+    pred = torch.rand(120, 160, 3, generator=g, requires_grad=True)
+    gt = torch.rand(120, 160, 3, generator=g)
+    a = photometric_loss(pred, gt, 0.2, kernel="cpp")
+    (ga,) = torch.autograd.grad(a, pred)
+    b = photometric_loss(pred, gt, 0.2, kernel="torch")
+    (gb,) = torch.autograd.grad(b, pred)
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ga, gb, rtol=1e-3, atol=1e-9)
+    with pytest.raises(RuntimeError, match="photometric_rows: pred and gt must be"):
+        cpp_mod.kernel("cpp").photometric_rows(pred.detach(), gt[:, :10].contiguous(), 0, 120, 11, 1.5, 0.8, -0.2,
+                                               None)
+    monkeypatch.setattr(cpp_mod, "_build", lambda: (None, "OSError: no C++ compiler"))
+    c = photometric_loss(pred, gt, 0.2, kernel="auto")
+    assert torch.equal(c.detach(), b.detach())

@@ -1,4 +1,4 @@
-// Python bindings of the CPU rasterizer's C++ operations. Each releases the GIL: the Python worker threads of
+// Python bindings of the CPU rasterizer's C++ operations (and the training step's photometric loss). Each releases the GIL: the Python worker threads of
 // aligngs/render/_threads.py run calls on disjoint tiles in parallel.
 #include "ops.h"
 
@@ -12,4 +12,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("project_backward", &project_backward, "EWA projection of a range of Gaussians (backward)", release());
   m.def("sh_forward", &sh_forward, "SH colours of a range of Gaussians (forward)", release());
   m.def("sh_backward", &sh_backward, "SH colours of a range of Gaussians (backward)", release());
+  m.def("photometric_rows", &photometric_rows, "L1 and SSIM sums of a band of image rows, and their gradient",
+        release());
 }

@@ -1,4 +1,5 @@
-// The CPU rasterizer's C++ operations (one extension module, bound in ops.cpp).
+// The CPU rasterizer's C++ operations, and the training step's photometric loss (one extension module, bound in
+// ops.cpp).
 #pragma once
 
 #include <torch/extension.h>
@@ -46,3 +47,10 @@ void sh_forward(int64_t degree, const torch::Tensor& means, const torch::Tensor&
 void sh_backward(int64_t degree, const torch::Tensor& means, const torch::Tensor& coeffs,
                  const torch::Tensor& viewmats, int64_t start, int64_t count, const torch::Tensor& g_colors,
                  torch::Tensor d_means, torch::Tensor d_coeffs);
+
+// photometric.cpp: (1 - lambda) L1 + lambda (1 - SSIM) of [H, W, C] images, rows [row_start, row_start + row_count):
+// returns (sum |pred - gt|, sum SSIM) over those rows and, with ``grad``, writes its rows of
+// w_l1 d(sum |pred - gt|)/d pred + w_ssim d(sum SSIM)/d pred
+std::vector<double> photometric_rows(const torch::Tensor& pred, const torch::Tensor& gt, int64_t row_start,
+                                     int64_t row_count, int64_t window, double sigma, double w_l1, double w_ssim,
+                                     const c10::optional<torch::Tensor>& grad);
