@@ -12,7 +12,7 @@ only (accuracy / completion / precision / recall / F-score at ``--threshold`` an
 without semantics (no labels in the capture): sensor depth as the Pearson prior plus the normal terms.
 
 Printed (and written with ``--json``): wall time of the training proper (checkpoint evaluation excluded), time per
-iteration and its breakdown (forward render, SSIM forward, loss terms, backward, strategy, optimizer, rest),
+iteration and its breakdown (forward render, photometric loss forward, loss terms, backward, strategy, optimizer, rest),
 CPU utilisation = process CPU seconds / wall seconds over training, peak RSS, the Gaussian count and the
 per-checkpoint figures. The breakdown comes from wrapping the trainer's module-level calls, so it also profiles an
 older checkout (``PYTHONPATH=/path/to/old``). Timings on shared machines are upper bounds.
@@ -34,7 +34,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("render", "ssim", "terms", "backward", "strategy", "optimizer")
+SECTIONS = ("render", "photometric", "terms", "backward", "strategy", "optimizer")
 
 
 def _import_first(*names: str):
@@ -81,8 +81,9 @@ class Profile:
 
 
 def instrument(prof: Profile, trainer_mod, trainer) -> list:
-    """Wrap the trainer module's render / ssim, the loss terms, Tensor.backward, the strategy hooks and the
-    optimizers' step; returns undo callables."""
+    """Wrap the trainer module's render / photometric loss (forward; on CPU the C++ loss computes its gradient
+    there too), the loss terms, Tensor.backward, the strategy hooks and the optimizers' step; returns undo
+    callables."""
     import torch
 
     undo = []
@@ -98,8 +99,7 @@ def instrument(prof: Profile, trainer_mod, trainer) -> list:
         undo.append(lambda: setattr(obj, attr, orig))
 
     wrap_attr(trainer_mod, "render", "render")
-    if hasattr(trainer_mod, "ssim"):
-        wrap_attr(trainer_mod, "ssim", "ssim")
+    wrap_attr(trainer_mod, "photometric_loss", "photometric")
     wrap_attr(torch.Tensor, "backward", "backward")
     wrap_attr(trainer.strategy, "step_post_backward", "strategy")
     wrap_attr(trainer.strategy, "step_pre_backward", "strategy")
