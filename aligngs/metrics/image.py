@@ -69,15 +69,20 @@ def psnr(pred, gt, mask=None) -> torch.Tensor:
     return (-10.0 * torch.log10(mse)).mean()
 
 
-@functools.lru_cache(maxsize=8)
-def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device_str: str) -> torch.Tensor:
+SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # 3DGS's SSIM window: size and sigma
+
+
+@functools.lru_cache(maxsize=16)
+def gaussian_window(size: int, sigma: float, dtype: torch.dtype = torch.float64,
+                    device_str: str = "cpu") -> torch.Tensor:
+    """The normalised 1-D Gaussian window [size] of SSIM (computed in float64, then cast). The 2-D window is its
+    outer product; the trainer's SSIM and its C++ loss apply it as two 1-D passes."""
     x = torch.arange(size, dtype=torch.float64) - size // 2
     g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    return (g[:, None] @ g[None, :]).to(dtype=dtype, device=torch.device(device_str))
+    return (g / g.sum()).to(dtype=dtype, device=torch.device(device_str))
 
 
-def ssim(pred, gt, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim(pred, gt, window_size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
     """Mean SSIM, exactly 3DGS's ``ssim`` (differentiable; the trainer uses ``1 - ssim``).
 
     Gaussian window 11x11, sigma 1.5, per channel, zero padding of window//2 (the map has the input's size),
@@ -85,7 +90,8 @@ def ssim(pred, gt, window_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """
     p, g = _pair(pred, gt)
     c = p.shape[1]
-    win = _gaussian_window(window_size, sigma, p.dtype, str(p.device)).expand(c, 1, window_size, window_size)
+    g1 = gaussian_window(window_size, sigma)
+    win = (g1[:, None] @ g1[None, :]).to(p).expand(c, 1, window_size, window_size)
     pad = window_size // 2
     mu1 = F.conv2d(p, win, padding=pad, groups=c)
     mu2 = F.conv2d(g, win, padding=pad, groups=c)

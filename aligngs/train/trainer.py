@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ..config import TrainConfig, scale_schedule
 from ..data.types import Frame
+from ..metrics.image import SSIM_SIGMA, SSIM_WINDOW, gaussian_window
 from ..metrics.image import ssim as reference_ssim  # noqa: F401  (the metric; ``ssim`` below is the same value)
 from ..model.gaussians import GaussianModel
 from ..progress import CancelFn, Progress, ProgressFn, check_cancel
@@ -81,9 +82,6 @@ class NormalFeatureSource(Protocol):
     def __call__(self, model: GaussianModel, view: ViewTensors, workers: Workers | None = None) -> torch.Tensor: ...
 
 
-SSIM_WINDOW, SSIM_SIGMA = 11, 1.5  # 3DGS's SSIM window
-
-
 def ssim(pred: torch.Tensor, gt: torch.Tensor, window_size: int = SSIM_WINDOW,
          sigma: float = SSIM_SIGMA) -> torch.Tensor:
     """``aligngs.metrics.image.ssim`` (3DGS's SSIM) for [B,C,H,W] batches, computed with the 11x11 Gaussian window
@@ -92,9 +90,7 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor, window_size: int = SSIM_WINDOW,
     and backward)."""
     c = pred.shape[1]
     x = torch.cat([pred, gt, pred * pred, gt * gt, pred * gt], dim=1)  # [B, 5C, H, W]
-    g = torch.arange(window_size, dtype=torch.float64, device=pred.device) - window_size // 2
-    g = torch.exp(-(g ** 2) / (2 * sigma ** 2))
-    g = (g / g.sum()).to(pred.dtype)
+    g = gaussian_window(window_size, sigma, pred.dtype, str(pred.device))
     k = 5 * c
     pad = window_size // 2
     x = F.conv2d(x, g.view(1, 1, 1, -1).expand(k, 1, 1, window_size), padding=(0, pad), groups=k)
@@ -141,10 +137,11 @@ class _PhotometricCpu(torch.autograd.Function):
         grad = torch.empty_like(p) if ctx.needs_input_grad[0] else None
         bands = spans(p.shape[0], 2)
         sums: list = [None] * len(bands)
+        window = gaussian_window(SSIM_WINDOW, SSIM_SIGMA, p.dtype)
 
         def band(i: int) -> None:
             s, rows = bands[i]
-            sums[i] = cpp.photometric_rows(p, g, s, rows, SSIM_WINDOW, SSIM_SIGMA, (1.0 - ssim_lambda) / n,
+            sums[i] = cpp.photometric_rows(p, g, s, rows, window, (1.0 - ssim_lambda) / n,
                                            -ssim_lambda / n, grad)
 
         with single_threaded_torch():

@@ -6,10 +6,22 @@ import pytest
 import torch
 
 import aligngs.render._cpp as cpp_mod
+from aligngs.metrics.image import gaussian_window
 from aligngs.metrics.image import ssim as metric_ssim
 from aligngs.render import WorkerPool
 from aligngs.train import trainer as trainer_mod
 from aligngs.train.trainer import photometric_loss, ssim
+
+
+def test_ssim_window_is_3dgs_gaussian():
+    """One window for the metric, the trainer's SSIM and the C++ loss: normalised exp(-x^2 / (2 sigma^2)), x = -5..5
+    for 3DGS's 11 / 1.5 (hand values: w[5] = 1 / sum_x exp(-x^2 / 4.5) = 0.26601, w[0] = w[5] exp(-25 / 4.5))."""
+    w = gaussian_window(11, 1.5)
+    assert w.shape == (11,) and w.dtype == torch.float64
+    assert float(w.sum()) == pytest.approx(1.0, abs=1e-15)
+    assert float(w[5]) == pytest.approx(0.2660117, abs=1e-6)
+    assert float(w[0]) == pytest.approx(0.2660117 * 0.0038659, rel=1e-4)
+    torch.testing.assert_close(w, w.flip(0), rtol=0, atol=0)
 
 
 def test_separable_ssim_matches_the_metric():
@@ -111,9 +123,12 @@ def test_cpp_photometric_loss_float32_and_fallback(monkeypatch):
     (gb,) = torch.autograd.grad(b, pred)
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(ga, gb, rtol=1e-3, atol=1e-9)
+    window = gaussian_window(11, 1.5, torch.float32)
     with pytest.raises(RuntimeError, match="photometric_rows: pred and gt must be"):
-        cpp_mod.kernel("cpp").photometric_rows(pred.detach(), gt[:, :10].contiguous(), 0, 120, 11, 1.5, 0.8, -0.2,
+        cpp_mod.kernel("cpp").photometric_rows(pred.detach(), gt[:, :10].contiguous(), 0, 120, window, 0.8, -0.2,
                                                None)
+    with pytest.raises(RuntimeError, match="photometric_rows: window must be a contiguous 1-D tensor of odd length"):
+        cpp_mod.kernel("cpp").photometric_rows(pred.detach(), gt, 0, 120, window.double(), 0.8, -0.2, None)
     monkeypatch.setattr(cpp_mod, "_build", lambda: (None, "OSError: no C++ compiler"))
     c = photometric_loss(pred, gt, 0.2, kernel="auto")
     assert torch.equal(c.detach(), b.detach())

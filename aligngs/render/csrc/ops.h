@@ -52,5 +52,5 @@ void sh_backward(int64_t degree, const torch::Tensor& means, const torch::Tensor
 // returns (sum |pred - gt|, sum SSIM) over those rows and, with ``grad``, writes its rows of
 // w_l1 d(sum |pred - gt|)/d pred + w_ssim d(sum SSIM)/d pred
 std::vector<double> photometric_rows(const torch::Tensor& pred, const torch::Tensor& gt, int64_t row_start,
-                                     int64_t row_count, int64_t window, double sigma, double w_l1, double w_ssim,
+                                     int64_t row_count, const torch::Tensor& window, double w_l1, double w_ssim,
                                      const c10::optional<torch::Tensor>& grad);

@@ -1,8 +1,9 @@
 // The training step's photometric loss on the CPU, (1 - lambda) L1 + lambda (1 - SSIM) of an [H, W, C] render
 // against its target, with its gradient w.r.t. the render, one band of image rows per call.
 //
-// SSIM is 3DGS's (aligngs/metrics/image.py: ``ssim``): a normalised Gaussian window (size, sigma), per channel,
-// zero padding of size // 2 (the map has the image's size), C1 = 0.01^2, C2 = 0.03^2, averaged over every pixel and
+// SSIM is 3DGS's (aligngs/metrics/image.py: ``ssim``): the normalised 1-D Gaussian window ``window`` (of odd size,
+// from the metric's ``gaussian_window``; the 2-D window is its outer product), per channel, zero padding of
+// size // 2 (the map has the image's size), C1 = 0.01^2, C2 = 0.03^2, averaged over every pixel and
 // channel. The window is applied as two 1-D passes (along W, then along H) of the five maps p, g, p^2, g^2, p g,
 // as aligngs/train/trainer.py's torch version does. Each pass is a loop over a contiguous row of W * C values that
 // the compiler vectorises.
@@ -30,20 +31,6 @@
 #include "ops.h"
 
 namespace {
-
-template <typename T>
-std::vector<T> gaussian_window(int64_t size, double sigma) {
-  std::vector<double> w(size);
-  double total = 0;
-  for (int64_t k = 0; k < size; ++k) {
-    const double x = double(k - size / 2);
-    w[k] = std::exp(-(x * x) / (2 * sigma * sigma));
-    total += w[k];
-  }
-  std::vector<T> out(size);
-  for (int64_t k = 0; k < size; ++k) out[k] = T(w[k] / total);
-  return out;
-}
 
 // out[j] = sum_k w[k] in[j + (k - R) C] over a row of L = W C values, zero outside it. ``padded`` is scratch of
 // L + 2 R C values.
@@ -109,8 +96,8 @@ class Scratch {
 
 template <typename T>
 std::vector<double> photometric_band(const T* p, const T* g, int64_t H, int64_t W, int64_t C, int64_t r0,
-                                     int64_t r1, int64_t size, double sigma, T w_l1, T w_ssim, T* grad) {
-  const std::vector<T> w = gaussian_window<T>(size, sigma);
+                                     int64_t r1, const T* window, int64_t size, T w_l1, T w_ssim, T* grad) {
+  const std::vector<T> w(window, window + size);
   const int64_t R = size / 2, L = W * C;
   const T C1 = T(0.01 * 0.01), C2 = T(0.03 * 0.03);
   // rows whose SSIM terms are needed (the gradient of [r0, r1) reads R rows either side), and the rows of their
@@ -211,7 +198,7 @@ std::vector<double> photometric_band(const T* p, const T* g, int64_t H, int64_t 
 }  // namespace
 
 std::vector<double> photometric_rows(const torch::Tensor& pred, const torch::Tensor& gt, int64_t row_start,
-                                     int64_t row_count, int64_t window, double sigma, double w_l1, double w_ssim,
+                                     int64_t row_count, const torch::Tensor& window, double w_l1, double w_ssim,
                                      const c10::optional<torch::Tensor>& grad) {
   const char* op = "photometric_rows";
   check_cpu(pred, op);
@@ -219,7 +206,11 @@ std::vector<double> photometric_rows(const torch::Tensor& pred, const torch::Ten
   TORCH_CHECK(pred.dim() == 3 && gt.sizes() == pred.sizes(), op, ": pred and gt must be [H, W, C] of one shape, got ",
               pred.sizes(), " and ", gt.sizes());
   TORCH_CHECK(gt.scalar_type() == pred.scalar_type(), op, ": gt must have pred's dtype");
-  TORCH_CHECK(window >= 1 && window % 2 == 1 && sigma > 0, op, ": window must be odd and >= 1 and sigma > 0");
+  check_cpu(window, op);
+  TORCH_CHECK(window.dim() == 1 && window.size(0) % 2 == 1 && window.scalar_type() == pred.scalar_type() &&
+                  window.is_contiguous(),
+              op, ": window must be a contiguous 1-D tensor of odd length in pred's dtype, got ", window.sizes(), " ",
+              window.scalar_type());
   const int64_t H = pred.size(0), W = pred.size(1), C = pred.size(2);
   TORCH_CHECK(0 <= row_start && 0 <= row_count && row_start + row_count <= H, op, ": rows [", row_start, ", ",
               row_start + row_count, ") outside the image's ", H);
@@ -231,7 +222,8 @@ std::vector<double> photometric_rows(const torch::Tensor& pred, const torch::Ten
   std::vector<double> out;
   AT_DISPATCH_FLOATING_TYPES(pred.scalar_type(), "photometric_rows", [&] {
     out = photometric_band<scalar_t>(pred.data_ptr<scalar_t>(), gt.data_ptr<scalar_t>(), H, W, C, row_start,
-                                     row_start + row_count, window, sigma, scalar_t(w_l1), scalar_t(w_ssim),
+                                     row_start + row_count, window.data_ptr<scalar_t>(), window.size(0),
+                                     scalar_t(w_l1), scalar_t(w_ssim),
                                      grad ? grad->data_ptr<scalar_t>() : nullptr);
   });
   return out;
